@@ -1,0 +1,64 @@
+# Shipyard. Every target creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+CONFIG ?= configs/iris.yaml
+
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-test demo train test lint format bench lock clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
+	$(PIP) -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the project
+
+install-test: $(VENV)/.installed-test ## Install the project with its test and lint tools
+
+demo: install ## Train and register the example models (iris, housing) into the embedded MLflow store
+	$(BIN)/shipyard train -c configs/iris.yaml
+	$(BIN)/shipyard train -c configs/housing.yaml
+	$(BIN)/shipyard models list
+
+train: install ## Train one config: make train CONFIG=configs/housing.yaml
+	$(BIN)/shipyard train -c $(CONFIG)
+
+lint: install-test ## ruff (lint + format check), mypy on src/, import-linter layer contracts
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: install-test ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests benchmarks scripts
+	$(BIN)/ruff format src tests benchmarks scripts
+
+test: lint ## Lint, then run the whole test suite
+	$(BIN)/pytest
+
+bench: install-test ## Run the benchmarks and print the table for BENCHMARKS.md
+	$(BIN)/python benchmarks/bench_train.py
+
+lock: ## Re-resolve constraints.txt (with room for zenml[local] and dvc)
+	rm -rf /tmp/shipyard-lock && $(PYTHON) -m venv /tmp/shipyard-lock
+	/tmp/shipyard-lock/bin/pip install --quiet -e '.[test]' 'zenml[local]==0.98.0' 'dvc>=3.67'
+	/tmp/shipyard-lock/bin/pip check
+	{ head -n 3 constraints.txt; /tmp/shipyard-lock/bin/pip freeze --exclude-editable | grep -v '^shipyard'; } > constraints.new
+	mv constraints.new constraints.txt
+
+clean: ## Remove the venv, caches and the embedded MLflow store
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache mlflow.db mlartifacts mlruns

@@ -1,0 +1,91 @@
+"""The ``shipyard`` command: the Typer app, logging set-up and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from shipyard import __version__
+from shipyard.cli import models as models_cli
+from shipyard.cli.output import error
+from shipyard.cli.predict import predict
+from shipyard.cli.train import train, validate
+from shipyard.errors import ShipyardError
+
+app = typer.Typer(
+    name="shipyard",
+    help="Shipyard: train, track, register and serve tabular models with MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command(help="Train a model from a config, track it in MLflow, register it and run the promotion gate.")(
+    train
+)
+app.command(help="Load and validate a config's data without training; print every failing check.")(validate)
+app.command(help="Score a CSV or Parquet file locally with a registered model (default: the champion).")(
+    predict
+)
+app.add_typer(models_cli.app, name="models")
+
+_NOISY = ("mlflow", "alembic", "urllib3", "optuna", "git", "httpx")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"shipyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    log_level: Annotated[
+        str, typer.Option("--log-level", envvar="SHIPYARD_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR.")
+    ] = "WARNING",
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Configure logging once, here, for every command."""
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"unknown log level '{log_level}' (expected DEBUG, INFO, WARNING or ERROR)")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", logging.getLevelName(max(level, logging.WARNING)))
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; known errors print one line, never a traceback."""
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except ShipyardError as exc:
+        error(str(exc))
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        error("interrupted")
+        return 130
+    except Exception as exc:
+        if os.environ.get("SHIPYARD_DEBUG"):
+            raise
+        error(f"unexpected {type(exc).__name__}: {exc} (set SHIPYARD_DEBUG=1 for the traceback)")
+        return 70
+    return int(result) if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""One exception hierarchy for the whole project.
+
+Every error a user can cause or meet is a ``ShipyardError`` subclass with a one-line message that says
+what was wrong and what was expected. The CLI maps them to exit codes in one place (``cli.main``); the
+service will map them to HTTP statuses in one place too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ShipyardError(Exception):
+    """Base class: a failure with a message meant for the user, not a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(ShipyardError):
+    """A pipeline config or setting is missing, malformed or inconsistent."""
+
+    exit_code = 2
+
+
+class DataError(ShipyardError):
+    """Data could not be loaded (missing file, unreadable format, unknown bundled dataset)."""
+
+    exit_code = 3
+
+
+class DataValidationError(DataError):
+    """Data failed its schema; ``report`` lists every failing check."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class TrainingError(ShipyardError):
+    """Fitting, tuning or evaluating a model failed."""
+
+    exit_code = 5
+
+
+class RegistryError(ShipyardError):
+    """The tracking server or model registry refused or could not be reached."""
+
+    exit_code = 6
+
+
+class ModelNotFoundError(RegistryError):
+    """A registered model, version or alias does not exist."""
+
+    exit_code = 7
+
+
+class PredictionInputError(ShipyardError):
+    """Input rows do not match the model's signature (missing, extra or mistyped features)."""
+
+    exit_code = 8

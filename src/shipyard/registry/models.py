@@ -1,0 +1,230 @@
+"""ModelRegistry: versions, aliases (champion/challenger), promotion records and loading models back."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from shipyard.config.settings import Settings
+from shipyard.errors import ModelNotFoundError, RegistryError
+from shipyard.registry.lineage import TAG_PREFIX
+from shipyard.registry.tracking import configure_mlflow
+
+log = logging.getLogger(__name__)
+
+DECISION_TAG = f"{TAG_PREFIX}promotion.decision"
+REASON_TAG = f"{TAG_PREFIX}promotion.reason"
+BY_TAG = f"{TAG_PREFIX}promotion.by"
+AT_TAG = f"{TAG_PREFIX}promotion.at"
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    name: str
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    created_at: datetime
+    tags: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    name: str
+    type: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model loaded for scoring, with what a caller needs to feed it."""
+
+    model: Any
+    name: str
+    version: str
+    run_id: str | None
+    inputs: list[InputColumn]
+    tags: dict[str, str]
+
+    @property
+    def classes(self) -> list[Any] | None:
+        classes = getattr(self.model, "classes_", None)
+        return None if classes is None else list(classes)
+
+
+@contextmanager
+def _mlflow_errors(what: str, store: str) -> Iterator[None]:
+    """Translate MLflow's exceptions into ours, with what we were doing and where."""
+    from mlflow.exceptions import MlflowException, RestException
+
+    try:
+        yield
+    except RestException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            raise ModelNotFoundError(f"{what}: not found in {store}") from None
+        raise RegistryError(f"{what}: {exc.message}") from None
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in exc.message.lower():
+            raise ModelNotFoundError(f"{what}: not found in {store}") from None
+        raise RegistryError(f"{what}: {exc.message.splitlines()[0]}") from None
+    except OSError as exc:
+        raise RegistryError(f"{what}: cannot reach {store}: {exc}") from None
+
+
+class ModelRegistry:
+    """Reads and changes the model registry of the configured store."""
+
+    def __init__(self, settings: Settings) -> None:
+        from mlflow import MlflowClient
+
+        configure_mlflow(settings)
+        self.settings = settings
+        self.store = settings.store_uri
+        self.client = MlflowClient(
+            tracking_uri=settings.store_uri, registry_uri=settings.registry_uri or settings.store_uri
+        )
+
+    def _info(self, mv: Any, with_metrics: bool = True) -> ModelVersionInfo:
+        metrics: dict[str, float] = {}
+        if with_metrics and mv.run_id:
+            try:
+                metrics = dict(self.client.get_run(mv.run_id).data.metrics)
+            except Exception as exc:  # a deleted run must not hide the version
+                log.warning("run %s of %s v%s is unreadable: %s", mv.run_id, mv.name, mv.version, exc)
+        return ModelVersionInfo(
+            name=mv.name,
+            version=str(mv.version),
+            aliases=list(mv.aliases or []),
+            run_id=mv.run_id,
+            created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC),
+            tags=dict(mv.tags or {}),
+            metrics=metrics,
+        )
+
+    def get_version(self, name: str, version: str | int) -> ModelVersionInfo:
+        with _mlflow_errors(f"model '{name}' version {version}", self.store):
+            return self._info(self.client.get_model_version(name, str(version)))
+
+    def version_by_alias(self, name: str, alias: str) -> ModelVersionInfo | None:
+        """The version an alias points at, or None when the model or alias does not exist."""
+        try:
+            with _mlflow_errors(f"model '{name}' alias '{alias}'", self.store):
+                return self._info(self.client.get_model_version_by_alias(name, alias))
+        except ModelNotFoundError:
+            return None
+
+    def resolve(self, name: str, ref: str | None = None) -> ModelVersionInfo:
+        """A version from ``ref``: an alias name, a version number, or None for the champion."""
+        ref = ref or self.settings.champion_alias
+        if ref.isdigit():
+            return self.get_version(name, ref)
+        found = self.version_by_alias(name, ref)
+        if found is None:
+            self._require_model(name)
+            raise ModelNotFoundError(f"model '{name}' has no version with alias '{ref}'")
+        return found
+
+    def _require_model(self, name: str) -> None:
+        with _mlflow_errors(f"registered model '{name}'", self.store):
+            self.client.get_registered_model(name)
+
+    def versions(self, name: str) -> list[ModelVersionInfo]:
+        with _mlflow_errors(f"versions of '{name}'", self.store):
+            found = self.client.search_model_versions(f"name = '{_quote(name)}'")
+            # search results carry no aliases; the registered model has them all
+            aliases: dict[str, list[str]] = {}
+            for alias, version in (self.client.get_registered_model(name).aliases or {}).items():
+                aliases.setdefault(str(version), []).append(alias)
+            infos = [
+                replace(self._info(mv), aliases=sorted(aliases.get(str(mv.version), []))) for mv in found
+            ]
+            return sorted(infos, key=lambda v: int(v.version), reverse=True)
+
+    def model_names(self) -> list[str]:
+        with _mlflow_errors("registered models", self.store):
+            return sorted(m.name for m in self.client.search_registered_models())
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        with _mlflow_errors(f"set alias '{alias}' on '{name}' version {version}", self.store):
+            self.client.set_registered_model_alias(name, alias, str(version))
+
+    def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelVersionInfo:
+        """Register a logged model as a new version of ``name`` (creating the model on first use)."""
+        from mlflow.exceptions import MlflowException
+
+        with _mlflow_errors(f"register '{name}'", self.store):
+            try:
+                self.client.create_registered_model(name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            mv = self.client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+            return self._info(mv, with_metrics=False)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        with _mlflow_errors(f"remove alias '{alias}' from '{name}'", self.store):
+            self.client.delete_registered_model_alias(name, alias)
+
+    def tag_version(self, name: str, version: str, tags: dict[str, str]) -> None:
+        with _mlflow_errors(f"tag '{name}' version {version}", self.store):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, str(version), key, value)
+
+    def record_decision(self, name: str, version: str, decision: str, reason: str, by: str) -> None:
+        self.tag_version(
+            name,
+            version,
+            {
+                DECISION_TAG: decision,
+                REASON_TAG: reason[:5000],
+                BY_TAG: by,
+                AT_TAG: datetime.now(tz=UTC).isoformat(timespec="seconds"),
+            },
+        )
+
+    def promote(self, name: str, version: str, reason: str, by: str | None = None) -> ModelVersionInfo:
+        """Manual override: make ``version`` the champion and record who did it and why."""
+        target = self.get_version(name, version)
+        who = by or _current_user()
+        self.set_alias(name, self.settings.champion_alias, target.version)
+        self.record_decision(name, target.version, "promoted (manual)", reason, who)
+        return self.get_version(name, target.version)
+
+    def load(self, name: str, ref: str | None = None) -> LoadedModel:
+        """Load a registered version back as the scikit-learn Pipeline that was logged."""
+        import mlflow
+
+        info = self.resolve(name, ref)
+        uri = f"models:/{name}/{info.version}"
+        with _mlflow_errors(f"load {uri}", self.store):
+            model = mlflow.sklearn.load_model(uri)
+            model_info = mlflow.models.get_model_info(uri)
+        inputs: list[InputColumn] = []
+        schema = model_info.signature.inputs if model_info.signature is not None else None
+        if schema is not None:
+            for col in schema.inputs:
+                inputs.append(
+                    InputColumn(col.name, _type_name(col.type), bool(getattr(col, "required", True)))
+                )
+        return LoadedModel(model, name, info.version, info.run_id, inputs, info.tags)
+
+
+def _type_name(dtype: Any) -> str:
+    return str(getattr(dtype, "name", dtype))
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

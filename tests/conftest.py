@@ -1,0 +1,79 @@
+"""Fixtures every tier shares: the repo root and small, fast versions of the example configs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shipyard.config import PipelineConfig
+from shipyard.config.loading import parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own MLflow or Shipyard settings must not leak into tests."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith(("SHIPYARD_", "MLFLOW_TRACKING", "MLFLOW_REGISTRY")):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+def raw_config(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+    return data
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``overrides`` into a copy of ``base`` (dicts merge; an empty dict or any other value
+    replaces)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+ConfigFactory = Callable[..., PipelineConfig]
+
+
+@pytest.fixture
+def iris_config() -> ConfigFactory:
+    """configs/iris.yaml with a 20-tree forest (fast), plus any overrides."""
+
+    def make(**overrides: Any) -> PipelineConfig:
+        base = merge(raw_config("iris"), {"model": {"params": {"n_estimators": 20}}})
+        return parse_config(merge(base, overrides), source="iris-test")
+
+    return make
+
+
+@pytest.fixture
+def housing_config() -> ConfigFactory:
+    """configs/housing.yaml with a 20-tree forest and an absolute data path, plus any overrides."""
+
+    def make(**overrides: Any) -> PipelineConfig:
+        base = merge(
+            raw_config("housing"),
+            {
+                "model": {"params": {"n_estimators": 20, "max_features": 0.5}},
+                "dataset": {"source": {"path": str(REPO / "data/raw/housing.csv")}},
+            },
+        )
+        return parse_config(merge(base, overrides), source="housing-test")
+
+    return make

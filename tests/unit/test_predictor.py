@@ -1,0 +1,61 @@
+"""The Predictor checks input against the signature and gives one clear error per bad column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shipyard.data import DataLoader
+from shipyard.errors import PredictionInputError
+from shipyard.inference import Predictor
+from shipyard.registry.models import InputColumn, LoadedModel
+from shipyard.training import ModelTrainer
+from tests.conftest import ConfigFactory
+
+
+@pytest.fixture
+def predictor(iris_config: ConfigFactory) -> Predictor:
+    cfg = iris_config()
+    frame = DataLoader(cfg.dataset.source).load().frame
+    model = ModelTrainer(cfg).fit(frame[cfg.feature_columns], frame["species"])
+    inputs = [InputColumn(c, "double") for c in cfg.feature_columns]
+    return Predictor(LoadedModel(model, "iris", "1", None, inputs, {}))
+
+
+def rows(**changes: object) -> pd.DataFrame:
+    base = {
+        "sepal_length": [5.1, 6.5],
+        "sepal_width": [3.5, 3.0],
+        "petal_length": [1.4, 5.5],
+        "petal_width": [0.2, 2.0],
+    }
+    return pd.DataFrame({**base, **changes})
+
+
+def test_predicts_labels_and_probabilities(predictor: Predictor) -> None:
+    out = predictor.predict(rows(extra=["a", "b"]))
+    assert out["prediction"].tolist() == ["setosa", "virginica"]
+    probabilities = out[["proba_setosa", "proba_versicolor", "proba_virginica"]].to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+
+
+def test_numbers_sent_as_text_are_coerced(predictor: Predictor) -> None:
+    out = predictor.predict(rows(sepal_length=["5.1", "6.5"]))
+    assert out["prediction"].tolist() == ["setosa", "virginica"]
+
+
+def test_missing_column_is_named(predictor: Predictor) -> None:
+    with pytest.raises(PredictionInputError, match=r"missing feature\(s\): petal_width \(the model needs"):
+        predictor.predict(rows().drop(columns=["petal_width"]))
+
+
+def test_bad_values_are_named_with_their_row(predictor: Predictor) -> None:
+    with pytest.raises(PredictionInputError) as err:
+        predictor.predict(
+            rows(sepal_width=[3.0, "wide"], petal_length=[np.nan, 1.0], petal_width=[np.inf, 1.0])
+        )
+    message = str(err.value)
+    assert "sepal_width: expected a number (double), got 'wide' at row 1" in message
+    assert "petal_length: missing value at row 0 (the model requires it)" in message
+    assert "petal_width: infinite values are not accepted" in message
