@@ -197,7 +197,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def build_measures(args: argparse.Namespace, root: Path) -> list[Measure]:
-    """The four configurations in the order they alternate; the warm store is made (not yet migrated) here."""
+    """The five configurations in the order they alternate; the warm store is made (not yet migrated) here."""
     warm_home = new_store(root)
     bare_script = str(REPO / "benchmarks" / "bare_train_iris.py")
     train = [args.shipyard, "train", "-c", str(CONFIG), "-q"]
@@ -207,6 +207,12 @@ def build_measures(args: argparse.Namespace, root: Path) -> list[Measure]:
 
     def mlflow_import() -> tuple[list[str], Path, dict[str, str]]:
         return [args.python, "-c", "import mlflow"], REPO, child_env()
+
+    mlflow_home = new_store(root)
+    mlflow_script = str(REPO / "benchmarks" / "mlflow_train_iris.py")
+
+    def mlflow_tracked() -> tuple[list[str], Path, dict[str, str]]:
+        return [args.python, mlflow_script, str(mlflow_home)], REPO, child_env()
 
     def shipyard_warm() -> tuple[list[str], Path, dict[str, str]]:
         return train, warm_home, child_env({"SHIPYARD_HOME": str(warm_home)})
@@ -218,6 +224,7 @@ def build_measures(args: argparse.Namespace, root: Path) -> list[Measure]:
     measures = [
         Measure("bare", "bare scikit-learn script", bare),
         Measure("mlflow_import", '`python -c "import mlflow"`', mlflow_import),
+        Measure("mlflow_script", "plain MLflow script (fit, log, register; migrated store)", mlflow_tracked),
         Measure("shipyard", "`shipyard train -q`, migrated store", shipyard_warm),
         Measure("shipyard_fresh", "`shipyard train -q`, first run on a fresh store", shipyard_fresh),
     ]
@@ -227,9 +234,11 @@ def build_measures(args: argparse.Namespace, root: Path) -> list[Measure]:
 def ratio_table(samples: dict[str, list[float]]) -> dict[str, Ratio]:
     """Ratios within each repetition (same moment, same machine state), then summarised across them."""
     b, m, s, f = (samples[k] for k in ("bare", "mlflow_import", "shipyard", "shipyard_fresh"))
+    p = samples["mlflow_script"]
     per_rep = {
         "shipyard / bare": [si / bi for si, bi in zip(s, b, strict=True)],
         TARGET: [si / (bi + mi) for si, bi, mi in zip(s, b, m, strict=True)],
+        "shipyard / plain MLflow script": [si / pi for si, pi in zip(s, p, strict=True)],
         "shipyard_fresh / bare": [fi / bi for fi, bi in zip(f, b, strict=True)],
         "shipyard_fresh / (bare + mlflow_import)": [
             fi / (bi + mi) for fi, bi, mi in zip(f, b, m, strict=True)

@@ -77,3 +77,13 @@ def housing_config() -> ConfigFactory:
         return parse_config(merge(base, overrides), source="housing-test")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated SQLite store made once; each test copies it (migration takes seconds)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path

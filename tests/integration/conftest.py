@@ -19,16 +19,6 @@ import pytest
 from shipyard.config import Settings
 
 
-@pytest.fixture(scope="session")
-def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, migrated SQLite store made once; each test copies it (migration takes seconds)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
 def settings(tmp_path: Path, migrated_store: Path) -> Settings:
     """Settings for a fresh embedded store under ``tmp_path`` (SQLite + local artifacts)."""

@@ -59,3 +59,34 @@ def test_bad_values_are_named_with_their_row(predictor: Predictor) -> None:
     assert "sepal_width: expected a number (double), got 'wide' at row 1" in message
     assert "petal_length: missing value at row 0 (the model requires it)" in message
     assert "petal_width: infinite values are not accepted" in message
+
+
+def test_missing_text_values_reach_the_model_as_missing() -> None:
+    """None, pd.NA and NaN in a string column all mean 'missing', never the text 'nan' or 'None'."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    train = pd.DataFrame({"kind": ["a", "b", np.nan, "a", np.nan, "b"], "y": [1.0, 2.0, 9.0, 1.0, 9.0, 2.0]})
+    encode = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore")),
+        ]
+    )
+    model = Pipeline(
+        [("features", ColumnTransformer([("c", encode, ["kind"])])), ("model", LinearRegression())]
+    )
+    model.fit(train[["kind"]], train["y"])
+    predictor = Predictor(
+        LoadedModel(model, "m", "1", None, [InputColumn("kind", "string", required=False)], {})
+    )
+    rows_in = pd.DataFrame({"kind": pd.Series(["a", None, pd.NA, np.nan, 7], dtype=object)})
+    prepared = predictor.prepare(rows_in)
+    assert prepared["kind"].isna().tolist() == [False, True, True, True, False]
+    assert prepared["kind"].iloc[4] == "7"
+    out = predictor.predict(rows_in)["prediction"].to_numpy()
+    assert out[1:4] == pytest.approx([9.0, 9.0, 9.0])
+    assert out[0] == pytest.approx(1.0)

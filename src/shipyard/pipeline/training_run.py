@@ -178,6 +178,7 @@ def run_training(
         version = registry.register(
             model_name,
             logged.model_uri,
+            logged.model_id,
             logged.run_id,
             {**lineage.tags(), f"{TAG_PREFIX}primary_metric": config.evaluation.primary_metric},
         ).version

@@ -61,15 +61,13 @@ class LoadedModel:
 @contextmanager
 def _mlflow_errors(what: str, store: str) -> Iterator[None]:
     """Translate MLflow's exceptions into ours, with what we were doing and where."""
-    from mlflow.exceptions import MlflowException, RestException
+    from mlflow.exceptions import MlflowException
 
     try:
         yield
-    except RestException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-            raise ModelNotFoundError(f"{what}: not found in {store}") from None
-        raise RegistryError(f"{what}: {exc.message}") from None
-    except MlflowException as exc:
+    except MlflowException as exc:  # RestException (server) is a subclass
+        # a missing alias is RESOURCE_DOES_NOT_EXIST in a local store but INVALID_PARAMETER_VALUE
+        # ("... alias champion not found") from a server
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in exc.message.lower():
             raise ModelNotFoundError(f"{what}: not found in {store}") from None
         raise RegistryError(f"{what}: {exc.message.splitlines()[0]}") from None
@@ -154,7 +152,9 @@ class ModelRegistry:
         with _mlflow_errors(f"set alias '{alias}' on '{name}' version {version}", self.store):
             self.client.set_registered_model_alias(name, alias, str(version))
 
-    def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelVersionInfo:
+    def register(
+        self, name: str, model_uri: str, model_id: str, run_id: str, tags: dict[str, str]
+    ) -> ModelVersionInfo:
         """Register a logged model as a new version of ``name`` (creating the model on first use)."""
         from mlflow.exceptions import MlflowException
 
@@ -164,7 +164,9 @@ class ModelRegistry:
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-            mv = self.client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+            mv = self.client.create_model_version(
+                name, model_uri, run_id=run_id, tags=tags, model_id=model_id
+            )
             return self._info(mv, with_metrics=False)
 
     def remove_alias(self, name: str, alias: str) -> None:

@@ -81,6 +81,7 @@ class LoggedModel:
     """A model logged in a run (``models:/m-<id>``), not yet a registered version."""
 
     model_uri: str
+    model_id: str
     run_id: str
 
 
@@ -231,4 +232,4 @@ class ExperimentTracker:
                 pip_requirements=model_requirements(),
                 tags=tags,
             )
-        return LoggedModel(str(info.model_uri), str(info.run_id))
+        return LoggedModel(str(info.model_uri), str(info.model_id), str(info.run_id))
