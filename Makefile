@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo train test lint format bench lock clean
+.PHONY: help install install-test demo serve train test lint format bench lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,10 +29,14 @@ install: $(VENV)/.installed ## Create .venv and install the project
 
 install-test: $(VENV)/.installed-test ## Install the project with its test and lint tools
 
-demo: install ## Train and register the example models (iris, housing) into the embedded MLflow store
+demo: install ## Train and register the example models, then serve them on 127.0.0.1:8000 (auth off)
 	$(BIN)/shipyard train -c configs/iris.yaml
 	$(BIN)/shipyard train -c configs/housing.yaml
 	$(BIN)/shipyard models list
+	$(BIN)/shipyard serve --host 127.0.0.1 --port 8000 --no-auth
+
+serve: install ## Serve the registered champions (auth follows SHIPYARD_AUTH_ENABLED; on by default)
+	$(BIN)/shipyard serve
 
 train: install ## Train one config: make train CONFIG=configs/housing.yaml
 	$(BIN)/shipyard train -c $(CONFIG)

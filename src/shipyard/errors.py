@@ -57,6 +57,30 @@ class ModelNotFoundError(RegistryError):
 
 
 class PredictionInputError(ShipyardError):
-    """Input rows do not match the model's signature (missing, extra or mistyped features)."""
+    """Input rows do not match the model's signature (missing, extra or mistyped features).
+
+    ``errors`` lists each problem as ``{"loc": [...], "msg": ..., "type": ...}`` (the shape FastAPI uses
+    for 422 responses), so the API can name every bad field.
+    """
 
     exit_code = 8
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class RequestTooLargeError(ShipyardError):
+    """A request has more rows or bytes than the service accepts."""
+
+    exit_code = 8
+
+
+class AuthError(ShipyardError):
+    """A missing, expired, tampered or wrong-audience token (401)."""
+
+    exit_code = 9
+
+
+class ForbiddenError(AuthError):
+    """A valid token without the scope the route needs (403)."""

@@ -14,6 +14,7 @@ from shipyard import __version__
 from shipyard.cli import models as models_cli
 from shipyard.cli.output import error
 from shipyard.cli.predict import predict
+from shipyard.cli.serve import serve, token_app
 from shipyard.cli.train import train, validate
 from shipyard.errors import ShipyardError
 
@@ -31,7 +32,9 @@ app.command(help="Load and validate a config's data without training; print ever
 app.command(help="Score a CSV or Parquet file locally with a registered model (default: the champion).")(
     predict
 )
+app.command(help="Serve the registered champions over HTTP (uvicorn + FastAPI).")(serve)
 app.add_typer(models_cli.app, name="models")
+app.add_typer(token_app, name="token")
 
 _NOISY = ("mlflow", "alembic", "urllib3", "optuna", "git", "httpx")
 

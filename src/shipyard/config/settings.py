@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shipyard.errors import ConfigError
+
+# Values people leave in .env files; the service refuses to start with auth on and one of these.
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "change_me", "secret", "changethis", "password", "test"}
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -46,6 +53,63 @@ class Settings(BaseSettings):
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
     log_level: str = "INFO"
+
+    # serving
+    host: str = Field("127.0.0.1", description="Address `shipyard serve` binds.")
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes.")
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["iris", "housing"],
+        description="Models to serve (comma-separated in the environment); the first is the default.",
+    )
+    reload_interval_seconds: float = Field(30.0, ge=0, description="How often to check aliases; 0 = never.")
+    max_rows: int = Field(10_000, ge=1, description="Rows per request; more is answered 413.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body limit; more is 413.")
+    access_log: bool = Field(True, description="One JSON log line per request.")
+
+    # auth (JWT bearer tokens)
+    auth_enabled: bool = Field(True, description="Require JWTs on prediction and admin routes.")
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: SecretStr | None = Field(None, description="HS256 signing secret (32+ characters).")
+    jwt_public_key: SecretStr | None = Field(None, description="RS256 public key (PEM text or a file path).")
+    jwt_private_key: SecretStr | None = Field(None, description="RS256 private key, only to mint tokens.")
+    jwt_audience: str = "shipyard"
+    jwt_issuer: str | None = None
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
+
+    def check_auth(self) -> None:
+        """Refuse to serve with auth on and no usable key; never print the secret itself."""
+        if not self.auth_enabled:
+            return
+        if self.jwt_algorithm == "HS256":
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if secret.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ConfigError(
+                    "auth is on but SHIPYARD_JWT_SECRET is unset or a placeholder: set a random secret of "
+                    f"{MIN_SECRET_LENGTH}+ characters (e.g. `openssl rand -hex 32`), "
+                    "or set SHIPYARD_AUTH_ENABLED=false"
+                )
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    f"SHIPYARD_JWT_SECRET is {len(secret)} characters; use at least {MIN_SECRET_LENGTH}"
+                )
+        elif self.jwt_public_key is None:
+            raise ConfigError("auth is on with RS256 but SHIPYARD_JWT_PUBLIC_KEY is unset")
 
     @property
     def store_uri(self) -> str:

@@ -171,7 +171,10 @@ def run_training(
         t = time.perf_counter()
         report.step("register", model_name)
         example = split.X_train.head(5)
-        inputs = [InputSpec(c, ds.columns[c].dtype, ds.columns[c].nullable) for c in config.feature_columns]
+        inputs = [
+            InputSpec(c, ds.columns[c].dtype, ds.columns[c].nullable, ds.columns[c].allowed)
+            for c in config.feature_columns
+        ]
         logged = tracker.log_model(
             pipeline, inputs, example, pipeline.predict(example), {f"{TAG_PREFIX}config_name": config.name}
         )

@@ -36,9 +36,13 @@ class ModelVersionInfo:
 
 @dataclass(frozen=True)
 class InputColumn:
+    """One model input from the signature: MLflow type name, whether it may be absent or null, and
+    the allowed values when the data contract fixes them."""
+
     name: str
     type: str
     required: bool = True
+    allowed: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class LoadedModel:
     run_id: str | None
     inputs: list[InputColumn]
     tags: dict[str, str]
+    input_example: Any = None  # a DataFrame of a few training rows, for warm-up
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[Any] | None:
@@ -199,22 +205,38 @@ class ModelRegistry:
         return self.get_version(name, target.version)
 
     def load(self, name: str, ref: str | None = None) -> LoadedModel:
-        """Load a registered version back as the scikit-learn Pipeline that was logged."""
+        """Load a registered version back as the scikit-learn Pipeline that was logged, with its
+        signature, the allowed categories of its data contract and its input example."""
+        import tempfile
+
         import mlflow
+        from mlflow.models import Model
 
         info = self.resolve(name, ref)
         uri = f"models:/{name}/{info.version}"
-        with _mlflow_errors(f"load {uri}", self.store):
-            model = mlflow.sklearn.load_model(uri)
-            model_info = mlflow.models.get_model_info(uri)
+        with _mlflow_errors(f"load {uri}", self.store), tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+            model = mlflow.sklearn.load_model(local)
+            mlmodel = Model.load(local)
+            try:
+                example = mlmodel.load_input_example(local)
+            except Exception as exc:  # an example is a convenience, never a reason to refuse a model
+                log.warning("input example of %s is unreadable: %s", uri, exc)
+                example = None
+        allowed = ((mlmodel.metadata or {}).get("shipyard") or {}).get("allowed") or {}
         inputs: list[InputColumn] = []
-        schema = model_info.signature.inputs if model_info.signature is not None else None
-        if schema is not None:
-            for col in schema.inputs:
+        if mlmodel.signature is not None and mlmodel.signature.inputs is not None:
+            for col in mlmodel.signature.inputs.inputs:
+                values = allowed.get(col.name)
                 inputs.append(
-                    InputColumn(col.name, _type_name(col.type), bool(getattr(col, "required", True)))
+                    InputColumn(
+                        col.name,
+                        _type_name(col.type),
+                        bool(getattr(col, "required", True)),
+                        tuple(values) if values else None,
+                    )
                 )
-        return LoadedModel(model, name, info.version, info.run_id, inputs, info.tags)
+        return LoadedModel(model, name, info.version, info.run_id, inputs, info.tags, example, info.metrics)
 
 
 def _type_name(dtype: Any) -> str:

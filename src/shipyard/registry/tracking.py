@@ -71,6 +71,7 @@ class InputSpec:
     name: str
     dtype: str  # int, float, str, bool
     nullable: bool
+    allowed: list[Any] | None = None
 
 
 _SIGNATURE_TYPES = {"int": "long", "float": "double", "str": "string", "bool": "boolean"}
@@ -231,5 +232,7 @@ class ExperimentTracker:
                 serialization_format="cloudpickle",
                 pip_requirements=model_requirements(),
                 tags=tags,
+                # the parts of the data contract the signature cannot hold (allowed categories)
+                metadata={"shipyard": {"allowed": {i.name: i.allowed for i in inputs if i.allowed}}},
             )
         return LoggedModel(str(info.model_uri), str(info.model_id), str(info.run_id))

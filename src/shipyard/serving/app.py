@@ -1,0 +1,174 @@
+"""create_app(settings, holder=None): the service, built around a model holder handed in or loaded.
+
+As in MLflow's scoring server, the app is built around the models it serves; ``serving/asgi.py`` only
+calls this. Nothing happens at import: settings are read, models loaded and logging configured when the
+app is created and started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from shipyard import __version__
+from shipyard.config.settings import Settings, get_settings
+from shipyard.serving.auth import TokenVerifier
+from shipyard.serving.errors import install_error_handlers
+from shipyard.serving.holder import ModelHolder, ServedModel
+from shipyard.serving.metrics import ServiceMetrics
+from shipyard.serving.middleware import RequestContextMiddleware
+from shipyard.serving.responses import FastJSONResponse
+from shipyard.serving.routes import invocations, operations, predict, v2
+
+log = logging.getLogger("shipyard.serving")
+
+DESCRIPTION = """Predictions from the models registered in MLflow (the `champion` alias by default), over
+three protocols: Shipyard's own (`/predict`), MLflow's scoring protocol (`/invocations`) and the Open
+Inference Protocol V2 (`/v2/...`). Prediction routes need a JWT bearer token with the `predict` scope
+when auth is on; `/admin/reload` needs `admin`."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra={"fields": {...}}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines to stderr for the service's loggers, once per process."""
+    logger = logging.getLogger("shipyard")
+    if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(getattr(logging, level.upper(), logging.INFO))
+    logger.propagate = False
+
+
+def _docs(app: FastAPI) -> None:
+    """Swagger UI served from the package's own copy of its assets: the docs page needs no internet."""
+    import fastapi_offline
+
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/static-docs", StaticFiles(directory=static), name="static-docs")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title="Shipyard — API docs",
+            swagger_js_url=f"{root}/static-docs/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static-docs/swagger-ui.css",
+            swagger_favicon_url=f"{root}/static-docs/favicon.png",
+        )
+
+
+async def _follow_aliases(holder: ModelHolder, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            changes = await holder.refresh()
+        except Exception:  # the loop must survive anything; the next round tries again
+            log.exception("alias check failed")
+            continue
+        moved = {k: v for k, v in changes.items() if v.startswith("loaded")}
+        if moved:
+            log.info("swapped models: %s", moved)
+
+
+def create_app(settings: Settings | None = None, holder: ModelHolder | None = None) -> FastAPI:
+    """The service. With ``holder`` given, it serves exactly those models and never touches a registry."""
+    settings = settings or get_settings()
+    settings.check_auth()  # refuse to start with auth on and a placeholder secret
+    configure_logging(settings.log_level)
+    metrics = ServiceMetrics()
+
+    def on_swap(new: ServedModel, old: ServedModel | None) -> None:
+        if old is not None:
+            with contextlib.suppress(KeyError):
+                metrics.model_info.remove(old.name, old.version, old.alias, old.loaded.run_id or "")
+        metrics.model_info.labels(new.name, new.version, new.alias, new.loaded.run_id or "").set(1)
+        metrics.model_loaded_at.labels(new.name).set(new.loaded_at.timestamp())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        served = holder
+        follow = settings.reload_interval_seconds > 0
+        if served is None:
+            served = ModelHolder.from_settings(settings)
+        served.bind(
+            on_load_failure=lambda name: metrics.load_failures.labels(name).inc(),
+            on_check_failure=metrics.registry_check_failures.inc,
+            on_swap=on_swap,
+        )
+        for model in served.loaded():  # handed in already loaded
+            on_swap(model, None)
+        if holder is None:
+            log.info("start-up: %s", await served.refresh())
+        app.state.holder = served
+        task = (
+            asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds)) if follow else None
+        )
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="Shipyard",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=FastJSONResponse,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.verifier = TokenVerifier(settings) if settings.auth_enabled else None
+    if holder is not None:
+        app.state.holder = holder
+    install_error_handlers(app)
+    for router in (predict.router, invocations.router, v2.router, operations.router):
+        app.include_router(router)
+    _docs(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        log_requests=settings.access_log,
+    )
+    return app
+
+
+def describe_routes(app: FastAPI) -> list[dict[str, Any]]:
+    return [
+        {"path": getattr(r, "path", ""), "methods": sorted(getattr(r, "methods", []) or [])}
+        for r in app.routes
+    ]

@@ -1,0 +1,66 @@
+"""Prometheus metrics of one service instance, in its own registry (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServiceMetrics:
+    """Every metric the service exports; the names are what dashboards and alert rules query."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "shipyard_http_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "shipyard_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge("shipyard_http_requests_in_flight", "Requests being served now.", registry=r)
+        self.predictions = Counter(
+            "shipyard_predictions",
+            "Predicted rows by model, version and (for classifiers) class.",
+            ["model", "version", "label"],
+            registry=r,
+        )
+        self.prediction_values = Histogram(
+            "shipyard_prediction_value",
+            "Regression outputs by model and version.",
+            ["model", "version"],
+            buckets=(0, 1, 10, 100, 1e3, 1e4, 5e4, 1e5, 2e5, 3e5, 5e5, 1e6, 1e7),
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "shipyard_model_info",
+            "The model version being served (value 1).",
+            ["model", "version", "alias", "run_id"],
+            registry=r,
+        )
+        self.model_loaded_at = Gauge(
+            "shipyard_model_loaded_timestamp_seconds",
+            "When the served version was loaded.",
+            ["model"],
+            registry=r,
+        )
+        self.load_failures = Counter(
+            "shipyard_model_load_failures",
+            "Model versions that failed to load (the old one kept serving).",
+            ["model"],
+            registry=r,
+        )
+        self.registry_check_failures = Counter(
+            "shipyard_registry_check_failures", "Alias checks that could not reach the registry.", registry=r
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,75 @@
+"""The MLflow scoring protocol, so clients of `mlflow models serve` work unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from shipyard.serving.deps import HolderDep, MetricsDep, PredictScope, SettingsDep
+from shipyard.serving.parsing import (
+    CSV_TYPES,
+    JSON_TYPES,
+    frame_from_csv,
+    frame_from_mlflow_json,
+    parse_json,
+    require_media_type,
+)
+from shipyard.serving.routes.scoring import score
+
+router = APIRouter(tags=["mlflow"])
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object"},
+                "examples": {
+                    "dataframe_split": {
+                        "value": {
+                            "dataframe_split": {
+                                "columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+                                "data": [[5.1, 3.5, 1.4, 0.2]],
+                            }
+                        }
+                    },
+                    "dataframe_records": {
+                        "value": {
+                            "dataframe_records": [
+                                {
+                                    "sepal_length": 5.1,
+                                    "sepal_width": 3.5,
+                                    "petal_length": 1.4,
+                                    "petal_width": 0.2,
+                                }
+                            ]
+                        }
+                    },
+                },
+            },
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/invocations",
+    summary="MLflow scoring protocol (default model)",
+    description="dataframe_split, dataframe_records, instances or inputs as JSON, or a CSV body; "
+    'answers {"predictions": [...]} like `mlflow models serve`.',
+    openapi_extra=_BODY,
+)
+async def invocations(
+    request: Request, holder: HolderDep, metrics: MetricsDep, settings: SettingsDep, _: PredictScope
+) -> dict[str, Any]:
+    kind = require_media_type(request, (*JSON_TYPES, *CSV_TYPES))
+    body = await request.body()
+    model = holder.get(settings.default_model)
+    if kind in CSV_TYPES:
+        frame = frame_from_csv(model.schema, body, settings.max_rows)
+    else:
+        frame = frame_from_mlflow_json(model.schema, parse_json(body), settings.max_rows)
+    result = await score(model, frame, metrics)
+    return {"predictions": result.values}

@@ -1,0 +1,69 @@
+"""Health, readiness, model metadata, Prometheus metrics and the admin reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from shipyard.serving.deps import AdminScope, HolderDep, MetricsDep
+from shipyard.serving.responses import FastJSONResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Alive (Kubernetes liveness)")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Every model loaded and warmed (Kubernetes readiness)", responses={503: {}})
+async def ready(holder: HolderDep) -> FastJSONResponse:
+    body = {
+        "ready": holder.ready,
+        "models": {name: (name in {m.name for m in holder.loaded()}) for name in holder.names},
+    }
+    return FastJSONResponse(body, status_code=200 if holder.ready else 503)
+
+
+@router.get("/models", summary="Served models")
+async def list_models(holder: HolderDep) -> dict[str, Any]:
+    loaded = {m.name: m.describe() for m in holder.loaded()}
+    return {
+        "models": [
+            loaded.get(
+                name, {"name": name, "loaded": False, "error": holder.errors.get(name, "not loaded yet")}
+            )
+            for name in holder.names
+        ]
+    }
+
+
+@router.get("/models/{name}", summary="One served model: version, alias, run, metrics, signature, lineage")
+async def model_detail(name: str, holder: HolderDep) -> dict[str, Any]:
+    model = holder.get(name)
+    status = holder.registry
+    return {
+        **model.describe(),
+        "registry": {
+            "reachable": status.reachable,
+            "error": status.error,
+            "checked_at": status.checked_at.isoformat(timespec="seconds") if status.checked_at else None,
+        },
+    }
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(service_metrics: MetricsDep) -> Response:
+    return Response(service_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/admin/reload", summary="Check every alias now and swap what moved")
+async def reload(holder: HolderDep, _: AdminScope) -> dict[str, Any]:
+    outcome = await holder.refresh()
+    return {
+        "models": outcome,
+        "registry": {"reachable": holder.registry.reachable, "error": holder.registry.error},
+    }

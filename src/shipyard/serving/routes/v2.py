@@ -1,0 +1,99 @@
+"""Open Inference Protocol V2 (KServe, Triton clients): server and model metadata, health, infer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from shipyard import __version__
+from shipyard.serving.deps import HolderDep, MetricsDep, PredictScope, SettingsDep, request_id
+from shipyard.serving.parsing import JSON_TYPES, frame_from_v2, parse_json, require_media_type, v2_datatype
+from shipyard.serving.responses import FastJSONResponse
+from shipyard.serving.routes.scoring import score
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> dict[str, Any]:
+    return {"name": "shipyard", "version": __version__, "extensions": []}
+
+
+@router.get("/health/live", summary="Server is alive")
+async def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@router.get("/health/ready", summary="Every model is loaded", responses={503: {"description": "not ready"}})
+async def ready(holder: HolderDep) -> FastJSONResponse:
+    return FastJSONResponse({"ready": holder.ready}, status_code=200 if holder.ready else 503)
+
+
+@router.get("/models/{name}", summary="Model metadata")
+async def model_metadata(name: str, holder: HolderDep) -> dict[str, Any]:
+    model = holder.get(name)
+    outputs: list[dict[str, Any]] = [
+        {"name": "predict", "datatype": "BYTES" if model.is_classifier else "FP64", "shape": [-1]}
+    ]
+    if model.is_classifier:
+        outputs.append(
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(model.loaded.classes or [])]}
+        )
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": "scikit-learn",
+        "inputs": [
+            {"name": c.name, "datatype": v2_datatype(c.type), "shape": [-1]} for c in model.loaded.inputs
+        ],
+        "outputs": outputs,
+    }
+
+
+@router.get("/models/{name}/ready", summary="Model is loaded", responses={404: {"description": "not served"}})
+async def model_ready(name: str, holder: HolderDep) -> dict[str, Any]:
+    model = holder.get(name)
+    return {"name": model.name, "ready": True}
+
+
+@router.post("/models/{name}/infer", summary="Inference")
+async def infer(
+    name: str,
+    request: Request,
+    holder: HolderDep,
+    metrics: MetricsDep,
+    settings: SettingsDep,
+    _: PredictScope,
+) -> dict[str, Any]:
+    require_media_type(request, JSON_TYPES)
+    body = parse_json(await request.body())
+    model = holder.get(name)
+    frame = frame_from_v2(model.schema, body, settings.max_rows)
+    result = await score(model, frame, metrics)
+    rows = len(result.values)
+    outputs: list[dict[str, Any]] = [
+        {
+            "name": "predict",
+            "datatype": "BYTES" if model.is_classifier else "FP64",
+            "shape": [rows],
+            "data": result.values,
+        }
+    ]
+    if result.probabilities is not None and result.classes is not None:
+        outputs.append(
+            {
+                "name": "predict_proba",
+                "datatype": "FP64",
+                "shape": [rows, len(result.classes)],
+                "data": [p[c] for p in result.probabilities for c in result.classes],
+                "parameters": {"classes": result.classes},
+            }
+        )
+    given = body.get("id") if isinstance(body, dict) else None
+    return {
+        "model_name": model.name,
+        "model_version": model.version,
+        "id": str(given) if given is not None else request_id(request),
+        "outputs": outputs,
+    }
