@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            log.info("shutdown complete")  # uvicorn runs this after in-flight requests have finished
 
     app = FastAPI(
         title="Shipyard",
