@@ -133,7 +133,7 @@ def test_promotion_under_traffic_switches_with_zero_failures(server: Server, shi
         thread.join()
     statuses = {s for s, _ in seen}
     versions = [v for _, v in seen]
-    assert statuses == {200}, [x for x in seen if x[0] != 200][:5]
+    assert statuses == {200}, ([x for x in seen if x[0] != 200][:5], server.logfile.read_text()[-4000:])
     assert versions[0] == "1" and versions[-1] == "2"
     # once switched, never back
     assert "1" not in versions[versions.index("2") :]
@@ -154,7 +154,7 @@ def test_auth_on_and_graceful_shutdown(workspace: Path, trained: None, shipyard:
             check=True,
         ).stdout.strip()
         ok = httpx.post(f"{srv.url}/predict", json=ROWS[0], headers={"authorization": f"Bearer {minted}"})
-        assert ok.status_code == 200
+        assert ok.status_code == 200, srv.logfile.read_text()[-4000:]
     finally:
         code = srv.stop()
     # SIGTERM: uvicorn stops accepting, finishes in-flight requests, runs the lifespan's shutdown, then

@@ -68,7 +68,9 @@ def test_follows_the_alias_and_keeps_requests_on_their_version(iris_loaded: tupl
     assert asyncio.run(holder.refresh()) == {"iris": "loaded version 2 (was 1)"}
     assert holder.get("iris").version == "2"
     assert in_flight.version == "1"
-    assert in_flight.predict(pd.DataFrame(IRIS_ROWS)).values  # the old version still answers
+    assert in_flight.predict(
+        in_flight.schema.batch_from_records(IRIS_ROWS)
+    ).values  # the old one still answers
     assert events == ["swap:None->1", "swap:1->2"]
 
 

@@ -105,6 +105,8 @@ def test_health_ready_models_and_metrics(client: TestClient) -> None:
     assert detail["lineage"]["git_commit"] == "abc123"
     assert detail["inputs"][0] == {"name": "sepal_length", "type": "double", "required": True}
     assert detail["registry"]["reachable"] is True
+    assert detail["engine"]["name"] == "onnx"
+    assert client.get("/models/housing").json()["engine"]["name"] == "sklearn"
 
     client.post("/predict", json={"records": IRIS_ROWS})
     text = client.get("/metrics").text

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     max_rows: int = Field(10_000, ge=1, description="Rows per request; more is answered 413.")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body limit; more is 413.")
     access_log: bool = Field(True, description="One JSON log line per request.")
+    fast_path: bool = Field(True, description="Serve through ONNX Runtime when it matches scikit-learn.")
+    onnx_regression_rtol: float = Field(
+        0.0,
+        ge=0,
+        description="Relative difference from scikit-learn accepted for ONNX regressors (0 = exact).",
+    )
 
     # auth (JWT bearer tokens)
     auth_enabled: bool = Field(True, description="Require JWTs on prediction and admin routes.")

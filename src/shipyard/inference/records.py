@@ -1,4 +1,4 @@
-"""Validate JSON-style input (records or columns) against a model's inputs, then build its frame.
+"""Validate JSON-style input (records or columns) against a model's inputs, then build its batch.
 
 Every problem is collected with its location (record index and feature name), capped so a huge bad
 request does not produce a huge answer, and the input itself is never echoed back beyond the one
@@ -18,6 +18,20 @@ from shipyard.errors import PredictionInputError
 from shipyard.registry.models import InputColumn
 
 MAX_ERRORS = 20
+
+# One validated request: feature name -> a 1-D array in the model's types (float64, int64, object, bool).
+Batch = dict[str, np.ndarray]
+
+
+def batch_rows(batch: Batch) -> int:
+    return len(next(iter(batch.values()))) if batch else 0
+
+
+def batch_frame(batch: Batch) -> pd.DataFrame:
+    """The batch as the DataFrame a scikit-learn Pipeline takes (only the fallback path needs it)."""
+    return pd.DataFrame(batch, copy=False)
+
+
 _SHOWN_CHOICES = 10
 
 
@@ -111,9 +125,7 @@ class InputSchema:
             return None
         return value
 
-    def frame_from_records(
-        self, records: Sequence[Any], prefix: Sequence[Any] = ("records",)
-    ) -> pd.DataFrame:
+    def batch_from_records(self, records: Sequence[Any], prefix: Sequence[Any] = ("records",)) -> Batch:
         """Records (one dict per row) to a frame; raise PredictionInputError naming every bad field."""
         errors: list[dict[str, Any]] = []
         columns: dict[str, list[Any]] = {name: [] for name in self.names}
@@ -149,9 +161,9 @@ class InputSchema:
                 columns[column.name].append(self._check(column, value, [*prefix, i, column.name], errors))
         return self._finish(columns, len(records), errors)
 
-    def frame_from_columns(
+    def batch_from_columns(
         self, data: Mapping[str, Sequence[Any]], prefix: Sequence[Any] = ("inputs",)
-    ) -> pd.DataFrame:
+    ) -> Batch:
         """Columns (feature name -> values) to a frame, with the same checks as records."""
         errors: list[dict[str, Any]] = []
         lengths = {len(v) for v in data.values() if isinstance(v, (list, tuple))}
@@ -198,7 +210,7 @@ class InputSchema:
                 columns[column.name].append(self._check(column, value, [*prefix, column.name, i], errors))
         return self._finish(columns, rows, errors)
 
-    def _finish(self, columns: dict[str, list[Any]], rows: int, errors: list[dict[str, Any]]) -> pd.DataFrame:
+    def _finish(self, columns: dict[str, list[Any]], rows: int, errors: list[dict[str, Any]]) -> Batch:
         if errors:
             shown = errors[:MAX_ERRORS]
             first = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in shown[:3])
@@ -209,7 +221,7 @@ class InputSchema:
                 "invalid input: no rows",
                 [{"loc": [], "msg": "at least one row is required", "type": "too_short"}],
             )
-        frame: dict[str, Any] = {}
+        frame: Batch = {}
         for column in self.inputs:
             values = columns[column.name]
             if not values:
@@ -222,4 +234,4 @@ class InputSchema:
                 frame[column.name] = np.array(values, dtype=bool)
             else:
                 frame[column.name] = np.array([np.nan if v is None else v for v in values], dtype=object)
-        return pd.DataFrame(frame)
+        return frame

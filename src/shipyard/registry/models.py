@@ -57,6 +57,7 @@ class LoadedModel:
     tags: dict[str, str]
     input_example: Any = None  # a DataFrame of a few training rows, for warm-up
     metrics: dict[str, float] = field(default_factory=dict)
+    profile: dict[str, Any] | None = None  # the reference profile saved with the run
 
     @property
     def classes(self) -> list[Any] | None:
@@ -236,7 +237,15 @@ class ModelRegistry:
                         tuple(values) if values else None,
                     )
                 )
-        return LoadedModel(model, name, info.version, info.run_id, inputs, info.tags, example, info.metrics)
+        profile = None
+        if info.run_id:
+            try:
+                profile = mlflow.artifacts.load_dict(f"runs:/{info.run_id}/reference_profile.json")
+            except Exception as exc:  # older runs, or artifacts moved: the model still serves
+                log.info("no reference profile for %s: %s", uri, exc)
+        return LoadedModel(
+            model, name, info.version, info.run_id, inputs, info.tags, example, info.metrics, profile
+        )
 
 
 def _type_name(dtype: Any) -> str:

@@ -20,7 +20,8 @@ import pandas as pd
 
 from shipyard.config.settings import Settings
 from shipyard.errors import ModelNotFoundError, RegistryError, ShipyardError
-from shipyard.inference.records import InputSchema
+from shipyard.inference.engines import Engine, select_engine
+from shipyard.inference.records import Batch, InputSchema
 from shipyard.registry.lineage import TAG_PREFIX
 from shipyard.registry.models import LoadedModel, ModelRegistry, ModelVersionInfo
 
@@ -36,15 +37,20 @@ class Prediction:
 
 @dataclass
 class ServedModel:
-    """One loaded, warmed model version and what the API reports about it."""
+    """One loaded, warmed model version, the engine that runs it and what the API reports about it."""
 
     loaded: LoadedModel
     alias: str
     loaded_at: datetime
+    fast_path: bool = True
+    regression_rtol: float = 0.0
     schema: InputSchema = field(init=False)
+    engine: Engine = field(init=False)
+    engine_reason: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.schema = InputSchema(self.loaded.inputs)
+        self.engine, self.engine_reason = select_engine(self.loaded, self.fast_path, self.regression_rtol)
 
     @property
     def name(self) -> str:
@@ -58,22 +64,26 @@ class ServedModel:
     def is_classifier(self) -> bool:
         return self.loaded.classes is not None and hasattr(self.loaded.model, "predict_proba")
 
-    def predict(self, frame: pd.DataFrame) -> Prediction:
-        model = self.loaded.model
-        values = model.predict(frame)
-        if not self.is_classifier:
-            return Prediction([float(v) for v in np.asarray(values, dtype=float)], None, None)
+    def predict(self, batch: Batch) -> Prediction:
+        values, proba = self.engine.predict(batch)
+        if not self.is_classifier or proba is None:
+            return Prediction(np.asarray(values, dtype=float).tolist(), None, None)
         classes = [str(c) for c in self.loaded.classes or []]
-        proba = model.predict_proba(frame)
-        probabilities = [dict(zip(classes, map(float, row), strict=True)) for row in proba]
+        probabilities = [
+            dict(zip(classes, row, strict=True)) for row in np.asarray(proba, dtype=float).tolist()
+        ]
         return Prediction([_plain(v) for v in values], probabilities, classes)
 
     def warm_up(self) -> None:
         """One prediction on the input example, so the first client request pays no lazy set-up."""
         example = self.loaded.input_example
-        if isinstance(example, pd.DataFrame) and not example.empty:
-            frame = example[[c.name for c in self.loaded.inputs]] if self.loaded.inputs else example
-            self.predict(frame.head(1))
+        if isinstance(example, pd.DataFrame) and not example.empty and self.loaded.inputs:
+            records = example.head(1).to_dict("records")
+            clean = [
+                {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+                for r in records
+            ]
+            self.predict(self.schema.batch_from_records(clean))
 
     def describe(self) -> dict[str, Any]:
         lineage = {
@@ -94,6 +104,7 @@ class ServedModel:
             "inputs": self.schema.describe(),
             "lineage": lineage,
             "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
+            "engine": {"name": self.engine.name, "reason": self.engine_reason},
         }
 
 
@@ -124,7 +135,11 @@ class ModelHolder:
         on_load_failure: Callable[[str], None] | None = None,
         on_check_failure: Callable[[], None] | None = None,
         on_swap: Callable[[ServedModel, ServedModel | None], None] | None = None,
+        fast_path: bool = True,
+        regression_rtol: float = 0.0,
     ) -> None:
+        self.fast_path = fast_path
+        self.regression_rtol = regression_rtol
         self.names = list(names)
         self.alias = alias
         self._loader = loader
@@ -168,6 +183,8 @@ class ModelHolder:
             settings.champion_alias,
             loader=lambda name, alias: registry.load(name, alias),
             resolver=registry.version_by_alias,
+            fast_path=settings.fast_path,
+            regression_rtol=settings.onnx_regression_rtol,
         )
 
     @classmethod
@@ -201,11 +218,16 @@ class ModelHolder:
     # --- changing --------------------------------------------------------------------------------
     def _load(self, name: str, ref: str) -> ServedModel:
         loaded = self._loader(name, ref)
-        served = ServedModel(loaded, self.alias, datetime.now(tz=UTC))
+        served = ServedModel(loaded, self.alias, datetime.now(tz=UTC), self.fast_path, self.regression_rtol)
         started = time.perf_counter()
         served.warm_up()
         log.info(
-            "loaded %s v%s (warm-up %.1f ms)", name, served.version, (time.perf_counter() - started) * 1e3
+            "loaded %s v%s on %s (%s; warm-up %.1f ms)",
+            name,
+            served.version,
+            served.engine.name,
+            served.engine_reason,
+            (time.perf_counter() - started) * 1e3,
         )
         return served
 

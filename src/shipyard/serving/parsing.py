@@ -1,4 +1,4 @@
-"""Turn request bodies of each protocol into a validated frame for one model.
+"""Turn request bodies of each protocol into a validated batch (feature -> array) for one model.
 
 Bodies are parsed here (not by pydantic models) so that every client mistake gets the right status:
 400 for a body that is not JSON, 415 for a content type we do not read, 413 for too many rows, 422 with
@@ -18,7 +18,7 @@ import pandas as pd
 from fastapi import HTTPException, Request
 
 from shipyard.errors import PredictionInputError, RequestTooLargeError
-from shipyard.inference.records import InputSchema
+from shipyard.inference.records import Batch, InputSchema
 
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
@@ -78,17 +78,15 @@ def records_from_predict_body(body: Any) -> tuple[list[Any], list[Any]]:
     raise _invalid([], 'expected an object (one record) or {"records": [...]}', "dict_type")
 
 
-def frame_from_records(
-    schema: InputSchema, records: list[Any], prefix: list[Any], max_rows: int
-) -> pd.DataFrame:
+def batch_from_records(schema: InputSchema, records: list[Any], prefix: list[Any], max_rows: int) -> Batch:
     check_rows(len(records), max_rows)
-    return schema.frame_from_records(records, prefix)
+    return schema.batch_from_records(records, prefix)
 
 
 _MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-def frame_from_mlflow_json(schema: InputSchema, body: Any, max_rows: int) -> pd.DataFrame:
+def batch_from_mlflow_json(schema: InputSchema, body: Any, max_rows: int) -> Batch:
     """The MLflow scoring protocol (``mlflow models serve``): exactly one of the four input keys."""
     if not isinstance(body, Mapping):
         raise _invalid([], f"expected an object with one of: {', '.join(_MLFLOW_KEYS)}", "dict_type")
@@ -119,13 +117,13 @@ def frame_from_mlflow_json(schema: InputSchema, body: Any, max_rows: int) -> pd.
             if not isinstance(row, list) or len(row) != len(columns):
                 raise _invalid([key, "data", i], f"expected a list of {len(columns)} values", "list_type")
             records.append(dict(zip(columns, row, strict=True)))
-        return schema.frame_from_records(records, [key, "data"])
+        return schema.batch_from_records(records, [key, "data"])
     if isinstance(payload, list):
-        return frame_from_records(schema, payload, [key], max_rows)
+        return batch_from_records(schema, payload, [key], max_rows)
     if isinstance(payload, Mapping) and key in ("instances", "inputs"):
         lengths = [len(v) for v in payload.values() if isinstance(v, list)]
         check_rows(max(lengths, default=0), max_rows)
-        return schema.frame_from_columns(payload, [key])
+        return schema.batch_from_columns(payload, [key])
     raise _invalid(
         [key],
         "expected a list of records" + (" or an object of columns" if key != "dataframe_records" else ""),
@@ -133,7 +131,7 @@ def frame_from_mlflow_json(schema: InputSchema, body: Any, max_rows: int) -> pd.
     )
 
 
-def frame_from_csv(schema: InputSchema, body: bytes, max_rows: int) -> pd.DataFrame:
+def batch_from_csv(schema: InputSchema, body: bytes, max_rows: int) -> Batch:
     """A CSV body with a header row, as `mlflow models serve` reads it."""
     if not body.strip():
         raise HTTPException(400, "empty CSV body")
@@ -146,7 +144,7 @@ def frame_from_csv(schema: InputSchema, body: bytes, max_rows: int) -> pd.DataFr
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
         for row in frame.to_dict("records")
     ]
-    return schema.frame_from_records(records, ["csv"])
+    return schema.batch_from_records(records, ["csv"])
 
 
 _V2_TYPES = {
@@ -163,7 +161,7 @@ def v2_datatype(mlflow_type: str) -> str:
     return _V2_TYPES.get(mlflow_type, "BYTES")
 
 
-def frame_from_v2(schema: InputSchema, body: Any, max_rows: int) -> pd.DataFrame:
+def batch_from_v2(schema: InputSchema, body: Any, max_rows: int) -> Batch:
     """Open Inference Protocol V2: one named input tensor per feature, each of shape [N] or [N, 1]."""
     if not isinstance(body, Mapping) or not isinstance(body.get("inputs"), list):
         raise _invalid(
@@ -187,4 +185,4 @@ def frame_from_v2(schema: InputSchema, body: Any, max_rows: int) -> pd.DataFrame
             )
         columns[tensor["name"]] = data
     check_rows(max((len(v) for v in columns.values()), default=0), max_rows)
-    return schema.frame_from_columns(columns, ["inputs"])
+    return schema.batch_from_columns(columns, ["inputs"])

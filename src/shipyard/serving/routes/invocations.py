@@ -10,8 +10,8 @@ from shipyard.serving.deps import HolderDep, MetricsDep, PredictScope, SettingsD
 from shipyard.serving.parsing import (
     CSV_TYPES,
     JSON_TYPES,
-    frame_from_csv,
-    frame_from_mlflow_json,
+    batch_from_csv,
+    batch_from_mlflow_json,
     parse_json,
     require_media_type,
 )
@@ -68,8 +68,8 @@ async def invocations(
     body = await request.body()
     model = holder.get(settings.default_model)
     if kind in CSV_TYPES:
-        frame = frame_from_csv(model.schema, body, settings.max_rows)
+        batch = batch_from_csv(model.schema, body, settings.max_rows)
     else:
-        frame = frame_from_mlflow_json(model.schema, parse_json(body), settings.max_rows)
-    result = await score(model, frame, metrics)
+        batch = batch_from_mlflow_json(model.schema, parse_json(body), settings.max_rows)
+    result = await score(model, batch, metrics)
     return {"predictions": result.values}

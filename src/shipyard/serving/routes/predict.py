@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from shipyard.serving.deps import HolderDep, MetricsDep, PredictScope, SettingsDep, request_id
 from shipyard.serving.parsing import (
     JSON_TYPES,
-    frame_from_records,
+    batch_from_records,
     parse_json,
     records_from_predict_body,
     require_media_type,
@@ -74,8 +74,8 @@ async def _predict(
     body = parse_json(await request.body())
     model = holder.get(name)  # this request keeps this version to the end, whatever swaps meanwhile
     records, loc = records_from_predict_body(body)
-    frame = frame_from_records(model.schema, records, loc, settings.max_rows)
-    result = await score(model, frame, metrics)
+    batch = batch_from_records(model.schema, records, loc, settings.max_rows)
+    result = await score(model, batch, metrics)
     answer: dict[str, Any] = {
         "model": model.name,
         "version": model.version,

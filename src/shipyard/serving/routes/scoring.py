@@ -1,23 +1,23 @@
-"""What every prediction route does once it has a frame: predict, count, time."""
+"""What every prediction route does once it has a validated batch: predict and count."""
 
 from __future__ import annotations
 
-import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
+from shipyard.inference.records import Batch, batch_rows
 from shipyard.serving.holder import Prediction, ServedModel
 from shipyard.serving.metrics import ServiceMetrics
 
-# Small frames predict inline (a thread hop costs more than the work); large ones in the threadpool so
+# Small batches predict inline (a thread hop costs more than the work); large ones in the threadpool so
 # health checks and other requests keep moving.
 INLINE_ROWS = 64
 
 
-async def score(model: ServedModel, frame: pd.DataFrame, metrics: ServiceMetrics) -> Prediction:
-    if len(frame) <= INLINE_ROWS:
-        result = model.predict(frame)
+async def score(model: ServedModel, batch: Batch, metrics: ServiceMetrics) -> Prediction:
+    if batch_rows(batch) <= INLINE_ROWS:
+        result = model.predict(batch)
     else:
-        result = await run_in_threadpool(model.predict, frame)
+        result = await run_in_threadpool(model.predict, batch)
     if result.classes is not None:
         for value in result.values:
             metrics.predictions.labels(model.name, model.version, str(value)).inc()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from shipyard import __version__
 from shipyard.serving.deps import HolderDep, MetricsDep, PredictScope, SettingsDep, request_id
-from shipyard.serving.parsing import JSON_TYPES, frame_from_v2, parse_json, require_media_type, v2_datatype
+from shipyard.serving.parsing import JSON_TYPES, batch_from_v2, parse_json, require_media_type, v2_datatype
 from shipyard.serving.responses import FastJSONResponse
 from shipyard.serving.routes.scoring import score
 
@@ -69,8 +69,8 @@ async def infer(
     require_media_type(request, JSON_TYPES)
     body = parse_json(await request.body())
     model = holder.get(name)
-    frame = frame_from_v2(model.schema, body, settings.max_rows)
-    result = await score(model, frame, metrics)
+    batch = batch_from_v2(model.schema, body, settings.max_rows)
+    result = await score(model, batch, metrics)
     rows = len(result.values)
     outputs: list[dict[str, Any]] = [
         {
