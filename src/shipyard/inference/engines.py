@@ -21,6 +21,7 @@ from shipyard.registry.models import InputColumn, LoadedModel
 log = logging.getLogger(__name__)
 
 PROBA_ATOL = 1e-5
+TIE_GAP = 1e-4
 REFERENCE_ROWS = 256
 
 
@@ -44,14 +45,26 @@ class SklearnEngine:
 
 
 class OnnxEngine:
+    """ONNX Runtime for the bulk of the work. For classifiers the label is the first most probable class,
+    as scikit-learn picks it; rows whose top two probabilities are within ``TIE_GAP`` (where float32
+    sums could tip a near-tie the other way) are answered by scikit-learn, so labels stay identical."""
+
     name = "onnx"
 
     def __init__(
-        self, session: Any, inputs: list[InputColumn], classifier: bool, single: bool = False
+        self,
+        session: Any,
+        inputs: list[InputColumn],
+        classifier: bool,
+        single: bool = False,
+        fallback: SklearnEngine | None = None,
+        classes: list[Any] | None = None,
     ) -> None:
         self.session = session
         self.inputs = inputs
         self.classifier = classifier
+        self.fallback = fallback
+        self.classes = np.asarray(classes) if classes is not None else None
         self._dtypes = {
             c.name: (np.float32 if single and _NUMPY[c.type] is np.float64 else _NUMPY[c.type])
             for c in inputs
@@ -63,9 +76,22 @@ class OnnxEngine:
             name: np.asarray(batch[name], dtype=dtype).reshape(-1, 1) for name, dtype in self._dtypes.items()
         }
         outputs = self.session.run(self._outputs, feed)
-        if self.classifier:
-            return outputs[0], outputs[1]
-        return outputs[0].ravel(), None
+        if not self.classifier:
+            return outputs[0].ravel(), None
+        proba = np.asarray(outputs[1], dtype=np.float64)
+        if self.classes is None or self.fallback is None:
+            return outputs[0], proba
+        labels = self.classes[np.argmax(proba, axis=1)]
+        if proba.shape[1] > 1:
+            top = np.sort(proba, axis=1)[:, -2:]
+            close = np.flatnonzero(top[:, 1] - top[:, 0] < TIE_GAP)
+            if close.size:
+                subset = {name: values[close] for name, values in batch.items()}
+                exact_labels, exact_proba = self.fallback.predict(subset)
+                labels = labels.astype(object)
+                labels[close] = exact_labels
+                proba[close] = exact_proba
+        return labels, proba
 
 
 _NUMPY: dict[str, Any] = {
@@ -103,10 +129,59 @@ def _convert(model: Any, inputs: list[InputColumn], classifier: bool, single: bo
     types = [(c.name, kinds[c.type]([None, 1])) for c in inputs]
     options = {id(model.steps[-1][1]): {"zipmap": False}} if classifier else None
     onx = to_onnx(model, initial_types=types, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+    if not single:
+        _exact_tree_thresholds(onx, model.steps[-1][1])
     settings = ort.SessionOptions()
     settings.intra_op_num_threads = 1
     settings.inter_op_num_threads = 1
     return ort.InferenceSession(onx.SerializeToString(), settings, providers=["CPUExecutionProvider"])
+
+
+def _exact_tree_thresholds(onx: Any, estimator: Any) -> None:
+    """Make ONNX trees split exactly as scikit-learn's do.
+
+    scikit-learn casts the transformed features to float32 and compares them with float64 thresholds;
+    skl2onnx stores float32 thresholds, so a value on a split point can go the other way. Here the
+    thresholds become the exact float64 ones (``nodes_values_as_tensor``, ai.onnx.ml opset 3) and the
+    tree input is cast to float32 and back to float64 first, reproducing scikit-learn's comparison.
+    """
+    from onnx import TensorProto, helper
+
+    trees = getattr(estimator, "estimators_", None)
+    if trees is None and hasattr(estimator, "tree_"):
+        trees = [estimator]
+    if trees is None or not all(hasattr(t, "tree_") for t in trees):
+        return  # not a forest of decision trees (boosting, linear): nothing to adjust
+    graph = onx.graph
+    for index, node in enumerate(list(graph.node)):
+        if node.op_type not in ("TreeEnsembleClassifier", "TreeEnsembleRegressor"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        thresholds = [
+            float(trees[t].tree_.threshold[n])
+            for t, n in zip(attrs["nodes_treeids"].ints, attrs["nodes_nodeids"].ints, strict=True)
+        ]
+        kept = [a for a in node.attribute if a.name != "nodes_values"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        node.attribute.append(
+            helper.make_attribute(
+                "nodes_values_as_tensor",
+                helper.make_tensor(
+                    "nodes_values_as_tensor", TensorProto.DOUBLE, [len(thresholds)], thresholds
+                ),
+            )
+        )
+        source = node.input[0]
+        to_single = helper.make_node("Cast", [source], [f"{source}_as_f32"], to=TensorProto.FLOAT)
+        back = helper.make_node("Cast", [f"{source}_as_f32"], [f"{source}_as_f64"], to=TensorProto.DOUBLE)
+        node.input[0] = f"{source}_as_f64"
+        graph.node.insert(index, back)
+        graph.node.insert(index, to_single)
+        break
+    for opset in onx.opset_import:
+        if opset.domain == "ai.onnx.ml":
+            opset.version = max(opset.version, 3)
 
 
 def reference_batch(loaded: LoadedModel, rows: int = REFERENCE_ROWS, seed: int = 0) -> Batch:
@@ -156,9 +231,8 @@ def select_engine(
         return sklearn, "regressor: ONNX Runtime trees compute in float32; set a tolerance to accept them"
     single = not classifier
     try:
-        onnx = OnnxEngine(
-            _convert(loaded.model, loaded.inputs, classifier, single), loaded.inputs, classifier, single
-        )
+        session = _convert(loaded.model, loaded.inputs, classifier, single)
+        onnx = OnnxEngine(session, loaded.inputs, classifier, single, sklearn, loaded.classes)
         reference = reference_batch(loaded)
         fast_values, fast_proba = onnx.predict(reference)
         slow_values, slow_proba = sklearn.predict(reference)

@@ -19,7 +19,11 @@ from shipyard.errors import RegistryError
 log = logging.getLogger(__name__)
 
 # Keep MLflow quiet and offline unless the user says otherwise.
-_MLFLOW_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_ENABLE_ASYNC_LOGGING": "false"}
+_MLFLOW_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # a bar per artifact download is noise in service logs
+}
 
 
 def configure_mlflow(settings: Settings) -> None:
