@@ -24,8 +24,10 @@ from fastapi.staticfiles import StaticFiles
 from shipyard import __version__
 from shipyard.config.settings import Settings, get_settings
 from shipyard.serving.auth import TokenVerifier
+from shipyard.serving.deps import Services
 from shipyard.serving.errors import install_error_handlers
 from shipyard.serving.holder import ModelHolder, ServedModel
+from shipyard.serving.memory import settle as settle_memory
 from shipyard.serving.metrics import ServiceMetrics
 from shipyard.serving.middleware import RequestContextMiddleware
 from shipyard.serving.responses import FastJSONResponse
@@ -97,6 +99,7 @@ async def _follow_aliases(holder: ModelHolder, interval: float) -> None:
         moved = {k: v for k, v in changes.items() if v.startswith("loaded")}
         if moved:
             log.info("swapped models: %s", moved)
+            settle_memory()  # lets the old version's objects go, freezes the new one
 
 
 def create_app(settings: Settings | None = None, holder: ModelHolder | None = None) -> FastAPI:
@@ -128,7 +131,8 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
             on_swap(model, None)
         if holder is None:
             log.info("start-up: %s", await served.refresh())
-        app.state.holder = served
+        settle_memory()
+        app.state.services.holder = served
         task = (
             asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds)) if follow else None
         )
@@ -150,11 +154,9 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
         redoc_url=None,
         default_response_class=FastJSONResponse,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.verifier = TokenVerifier(settings) if settings.auth_enabled else None
-    if holder is not None:
-        app.state.holder = holder
+    app.state.services = Services(
+        settings, metrics, TokenVerifier(settings) if settings.auth_enabled else None, holder
+    )
     install_error_handlers(app)
     for router in (predict.router, invocations.router, v2.router, operations.router):
         app.include_router(router)

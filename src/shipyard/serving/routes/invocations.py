@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
-from shipyard.serving.deps import HolderDep, MetricsDep, PredictScope, SettingsDep
+from shipyard.serving.deps import authorize, services
 from shipyard.serving.parsing import (
     CSV_TYPES,
     JSON_TYPES,
@@ -15,6 +13,7 @@ from shipyard.serving.parsing import (
     parse_json,
     require_media_type,
 )
+from shipyard.serving.responses import FastJSONResponse
 from shipyard.serving.routes.scoring import score
 
 router = APIRouter(tags=["mlflow"])
@@ -56,20 +55,22 @@ _BODY = {
 
 @router.post(
     "/invocations",
-    summary="MLflow scoring protocol (default model)",
+    summary="MLflow scoring protocol, default model (scope: predict)",
+    response_class=FastJSONResponse,
     description="dataframe_split, dataframe_records, instances or inputs as JSON, or a CSV body; "
     'answers {"predictions": [...]} like `mlflow models serve`.',
     openapi_extra=_BODY,
 )
-async def invocations(
-    request: Request, holder: HolderDep, metrics: MetricsDep, settings: SettingsDep, _: PredictScope
-) -> dict[str, Any]:
+async def invocations(request: Request) -> FastJSONResponse:
+    svc = services(request)
+    authorize(request, svc, "predict")
     kind = require_media_type(request, (*JSON_TYPES, *CSV_TYPES))
     body = await request.body()
-    model = holder.get(settings.default_model)
+    assert svc.holder is not None
+    model = svc.holder.get(svc.settings.default_model)
     if kind in CSV_TYPES:
-        batch = batch_from_csv(model.schema, body, settings.max_rows)
+        batch = batch_from_csv(model.schema, body, svc.settings.max_rows)
     else:
-        batch = batch_from_mlflow_json(model.schema, parse_json(body), settings.max_rows)
-    result = await score(model, batch, metrics)
-    return {"predictions": result.values}
+        batch = batch_from_mlflow_json(model.schema, parse_json(body), svc.settings.max_rows)
+    result = await score(model, batch, svc.metrics)
+    return FastJSONResponse({"predictions": result.values})

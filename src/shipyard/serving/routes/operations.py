@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from shipyard.serving.deps import AdminScope, HolderDep, MetricsDep
+from shipyard.serving.memory import settle as _settle_memory
 from shipyard.serving.responses import FastJSONResponse
 
 router = APIRouter(tags=["operations"])
@@ -63,6 +64,8 @@ async def metrics(service_metrics: MetricsDep) -> Response:
 @router.post("/admin/reload", summary="Check every alias now and swap what moved")
 async def reload(holder: HolderDep, _: AdminScope) -> dict[str, Any]:
     outcome = await holder.refresh()
+    if any(v.startswith("loaded") for v in outcome.values()):
+        _settle_memory()
     return {
         "models": outcome,
         "registry": {"reachable": holder.registry.reachable, "error": holder.registry.error},

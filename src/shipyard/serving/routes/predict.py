@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from shipyard.serving.deps import HolderDep, MetricsDep, PredictScope, SettingsDep, request_id
+from shipyard.serving.deps import authorize, request_id, services
 from shipyard.serving.parsing import (
     JSON_TYPES,
     batch_from_records,
@@ -14,6 +14,7 @@ from shipyard.serving.parsing import (
     records_from_predict_body,
     require_media_type,
 )
+from shipyard.serving.responses import FastJSONResponse
 from shipyard.serving.routes.scoring import score
 
 router = APIRouter(tags=["predict"])
@@ -67,15 +68,17 @@ _BODY = {
 }
 
 
-async def _predict(
-    name: str, request: Request, holder: HolderDep, metrics: MetricsDep, settings: SettingsDep
-) -> dict[str, Any]:
+async def _predict(name: str | None, request: Request) -> FastJSONResponse:
+    svc = services(request)
+    authorize(request, svc, "predict")
     require_media_type(request, JSON_TYPES)
     body = parse_json(await request.body())
-    model = holder.get(name)  # this request keeps this version to the end, whatever swaps meanwhile
+    assert svc.holder is not None
+    # this request keeps this version to the end, whatever swaps meanwhile
+    model = svc.holder.get(name or svc.settings.default_model)
     records, loc = records_from_predict_body(body)
-    batch = batch_from_records(model.schema, records, loc, settings.max_rows)
-    result = await score(model, batch, metrics)
+    batch = batch_from_records(model.schema, records, loc, svc.settings.max_rows)
+    result = await score(model, batch, svc.metrics)
     answer: dict[str, Any] = {
         "model": model.name,
         "version": model.version,
@@ -85,23 +88,24 @@ async def _predict(
     }
     if result.probabilities is not None:
         answer["probabilities"] = result.probabilities
-    return answer
+    return FastJSONResponse(answer)
 
 
-@router.post("/predict", summary="Predict with the default model", openapi_extra=_BODY)
-async def predict_default(
-    request: Request, holder: HolderDep, metrics: MetricsDep, settings: SettingsDep, _: PredictScope
-) -> dict[str, Any]:
-    return await _predict(settings.default_model, request, holder, metrics, settings)
+@router.post(
+    "/predict",
+    summary="Predict with the default model (scope: predict)",
+    openapi_extra=_BODY,
+    response_class=FastJSONResponse,
+)
+async def predict_default(request: Request) -> FastJSONResponse:
+    return await _predict(None, request)
 
 
-@router.post("/models/{name}/predict", summary="Predict with a named model", openapi_extra=_BODY)
-async def predict_named(
-    name: str,
-    request: Request,
-    holder: HolderDep,
-    metrics: MetricsDep,
-    settings: SettingsDep,
-    _: PredictScope,
-) -> dict[str, Any]:
-    return await _predict(name, request, holder, metrics, settings)
+@router.post(
+    "/models/{name}/predict",
+    summary="Predict with a named model (scope: predict)",
+    openapi_extra=_BODY,
+    response_class=FastJSONResponse,
+)
+async def predict_named(name: str, request: Request) -> FastJSONResponse:
+    return await _predict(name, request)

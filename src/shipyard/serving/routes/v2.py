@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from shipyard import __version__
-from shipyard.serving.deps import HolderDep, MetricsDep, PredictScope, SettingsDep, request_id
+from shipyard.serving.deps import HolderDep, authorize, request_id, services
 from shipyard.serving.parsing import JSON_TYPES, batch_from_v2, parse_json, require_media_type, v2_datatype
 from shipyard.serving.responses import FastJSONResponse
 from shipyard.serving.routes.scoring import score
@@ -57,20 +57,16 @@ async def model_ready(name: str, holder: HolderDep) -> dict[str, Any]:
     return {"name": model.name, "ready": True}
 
 
-@router.post("/models/{name}/infer", summary="Inference")
-async def infer(
-    name: str,
-    request: Request,
-    holder: HolderDep,
-    metrics: MetricsDep,
-    settings: SettingsDep,
-    _: PredictScope,
-) -> dict[str, Any]:
+@router.post("/models/{name}/infer", summary="Inference (scope: predict)", response_class=FastJSONResponse)
+async def infer(name: str, request: Request) -> FastJSONResponse:
+    svc = services(request)
+    authorize(request, svc, "predict")
     require_media_type(request, JSON_TYPES)
     body = parse_json(await request.body())
-    model = holder.get(name)
-    batch = batch_from_v2(model.schema, body, settings.max_rows)
-    result = await score(model, batch, metrics)
+    assert svc.holder is not None
+    model = svc.holder.get(name)
+    batch = batch_from_v2(model.schema, body, svc.settings.max_rows)
+    result = await score(model, batch, svc.metrics)
     rows = len(result.values)
     outputs: list[dict[str, Any]] = [
         {
@@ -91,9 +87,11 @@ async def infer(
             }
         )
     given = body.get("id") if isinstance(body, dict) else None
-    return {
-        "model_name": model.name,
-        "model_version": model.version,
-        "id": str(given) if given is not None else request_id(request),
-        "outputs": outputs,
-    }
+    return FastJSONResponse(
+        {
+            "model_name": model.name,
+            "model_version": model.version,
+            "id": str(given) if given is not None else request_id(request),
+            "outputs": outputs,
+        }
+    )
