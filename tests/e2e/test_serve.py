@@ -3,6 +3,7 @@ and a promotion under steady traffic switches versions with zero failed requests
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -163,4 +164,5 @@ def test_auth_on_and_graceful_shutdown(workspace: Path, trained: None, shipyard:
     log = srv.logfile.read_text()
     assert '"message": "shutdown complete"' in log
     assert secret not in log and minted not in log
-    assert '"route": "/predict"' in log and '"request_id"' in log
+    access = [json.loads(line) for line in log.splitlines() if '"shipyard.access"' in line]
+    assert any(a["route"] == "/predict" and a["status"] == 200 and a["request_id"] for a in access)

@@ -125,8 +125,67 @@ class InputSchema:
             return None
         return value
 
+    def _fast_columns(self, columns: dict[str, list[Any]]) -> Batch | None:
+        """The common case checked in bulk: every value already of its column's type (no nulls, no
+        text in number columns, allowed categories). None sends the caller to the per-value path,
+        which finds and names each problem."""
+        batch: Batch = {}
+        for column in self.inputs:
+            values = columns[column.name]
+            kinds = set(map(type, values))
+            if column.type in ("double", "float"):
+                if not kinds <= {float, int}:
+                    return None
+                array = np.array(values, dtype=np.float64)
+                if not np.isfinite(array).all():
+                    return None
+            elif column.type in ("long", "integer"):
+                if kinds != {int}:
+                    return None
+                array = np.array(values, dtype=np.int64)
+            elif column.type == "string":
+                if kinds != {str}:
+                    return None
+                allowed = self.allowed.get(column.name)
+                if allowed is not None and not allowed.issuperset(values):
+                    return None
+                array = np.array(values, dtype=object)
+            else:
+                return None
+            batch[column.name] = array
+        return batch
+
+    def batch_from_rows(self, names: Sequence[Any], rows: Sequence[Any], prefix: Sequence[Any]) -> Batch:
+        """``dataframe_split``-style input: column names and rows of values."""
+        if (
+            rows
+            and list(names) == self.names
+            and all(isinstance(r, list) and len(r) == len(self.names) for r in rows)
+        ):
+            fast = self._fast_columns(dict(zip(self.names, map(list, zip(*rows, strict=True)), strict=True)))
+            if fast is not None:
+                return fast
+        records = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(names):
+                msg = f"expected a list of {len(names)} values"
+                loc = [*prefix, i]
+                raise PredictionInputError(
+                    f"invalid input: {'.'.join(map(str, loc))}: {msg}",
+                    [{"loc": loc, "msg": msg, "type": "list_type"}],
+                )
+            records.append(dict(zip(names, row, strict=True)))
+        return self.batch_from_records(records, prefix)
+
     def batch_from_records(self, records: Sequence[Any], prefix: Sequence[Any] = ("records",)) -> Batch:
-        """Records (one dict per row) to a frame; raise PredictionInputError naming every bad field."""
+        """Records (one dict per row) to a batch; raise PredictionInputError naming every bad field."""
+        if records and all(isinstance(r, dict) and len(r) == len(self.names) for r in records):
+            try:
+                fast = self._fast_columns({n: [r[n] for r in records] for n in self.names})
+            except KeyError:
+                fast = None
+            if fast is not None:
+                return fast
         errors: list[dict[str, Any]] = []
         columns: dict[str, list[Any]] = {name: [] for name in self.names}
         known = self.by_name

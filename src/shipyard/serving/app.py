@@ -23,9 +23,11 @@ from fastapi.staticfiles import StaticFiles
 
 from shipyard import __version__
 from shipyard.config.settings import Settings, get_settings
+from shipyard.serving.accesslog import AccessLog
 from shipyard.serving.auth import TokenVerifier
 from shipyard.serving.deps import Services
 from shipyard.serving.errors import install_error_handlers
+from shipyard.serving.fastlane import FastLane
 from shipyard.serving.holder import ModelHolder, ServedModel
 from shipyard.serving.memory import settle as settle_memory
 from shipyard.serving.metrics import ServiceMetrics
@@ -88,6 +90,12 @@ def _docs(app: FastAPI) -> None:
         )
 
 
+async def _flush_every_second(access_log: AccessLog) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        access_log.flush()
+
+
 async def _follow_aliases(holder: ModelHolder, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -108,6 +116,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     settings.check_auth()  # refuse to start with auth on and a placeholder secret
     configure_logging(settings.log_level)
     metrics = ServiceMetrics()
+    access_log = AccessLog() if settings.access_log else None
 
     def on_swap(new: ServedModel, old: ServedModel | None) -> None:
         if old is not None:
@@ -133,16 +142,20 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
             log.info("start-up: %s", await served.refresh())
         settle_memory()
         app.state.services.holder = served
-        task = (
-            asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds)) if follow else None
+        tasks = (
+            [asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds))] if follow else []
         )
+        if access_log is not None:
+            tasks.append(asyncio.create_task(_flush_every_second(access_log)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if access_log is not None:
+                access_log.flush()
             log.info("shutdown complete")  # uvicorn runs this after in-flight requests have finished
 
     app = FastAPI(
@@ -161,11 +174,12 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     for router in (predict.router, invocations.router, v2.router, operations.router):
         app.include_router(router)
     _docs(app)
+    app.add_middleware(FastLane, services=app.state.services)  # inside the request context below
     app.add_middleware(
         RequestContextMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
-        log_requests=settings.access_log,
+        access_log=access_log,
     )
     return app
 

@@ -46,11 +46,11 @@ def services(request: Request) -> Services:
     return found
 
 
-def authorize(request: Request, svc: Services, scope: str) -> Principal:
-    """The auth check of the prediction routes, called directly."""
+def authorize(authorization: str | None, svc: Services, scope: str) -> Principal:
+    """The auth check, called directly by the prediction handlers with the Authorization header."""
     if svc.verifier is None:
         return ANONYMOUS
-    principal = svc.verifier.verify(request.headers.get("authorization"))
+    principal = svc.verifier.verify(authorization)
     svc.verifier.require(principal, scope)
     return principal
 
@@ -62,7 +62,7 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     pool, a thread hop per dependency per request (profiled: it cost more than the prediction)."""
 
     async def check(request: Request) -> Principal:
-        return authorize(request, services(request), scope)
+        return authorize(request.headers.get("authorization"), services(request), scope)
 
     return check
 

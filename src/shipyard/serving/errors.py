@@ -41,46 +41,62 @@ def _status(exc: ShipyardError) -> int:
     return 500
 
 
-def _answer(
-    request: Request, status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
-) -> FastJSONResponse:
+def problem_body(path: str, message: str, detail: Any = None) -> dict[str, Any]:
     """OIP V2 routes answer ``{"error": ...}`` as that protocol says; the rest use ``{"detail": ...}``."""
-    if request.url.path.startswith("/v2"):
+    if path.startswith("/v2"):
         body: dict[str, Any] = {"error": message}
         if isinstance(detail, list):
             body["detail"] = detail
-    else:
-        body = {"detail": detail if detail is not None else message}
-    return FastJSONResponse(body, status_code=status, headers=headers)
+        return body
+    return {"detail": detail if detail is not None else message}
+
+
+def problem(
+    path: str, exc: BaseException, request_id: str = "?"
+) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+    """Status, body and headers for any exception a request raised; bodies never hold tracebacks."""
+    if isinstance(exc, ShipyardError):
+        status = _status(exc)
+        if status >= 500:
+            log.error("%s on %s: %s", type(exc).__name__, path, exc)
+        detail = exc.errors if isinstance(exc, PredictionInputError) and exc.errors else None
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+        return status, problem_body(path, str(exc), detail), headers
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code, problem_body(path, str(exc.detail)), dict(getattr(exc, "headers", None) or {})
+    if isinstance(exc, ClientDisconnect):
+        # the client closed the connection mid-request: nobody reads the answer; 499 as nginx logs it
+        log.debug("client disconnected during %s", path)
+        return 499, None, {}
+    log.error("unexpected error on %s (request %s)", path, request_id, exc_info=exc)
+    return 500, problem_body(path, f"internal error (request id {request_id})"), {}
+
+
+def _answer(request: Request, exc: BaseException) -> Response:
+    status, body, headers = problem(request.url.path, exc, str(getattr(request.state, "request_id", "?")))
+    if body is None:
+        return Response(status_code=status)
+    return FastJSONResponse(body, status_code=status, headers=headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ShipyardError)
-    async def shipyard_error(request: Request, exc: ShipyardError) -> FastJSONResponse:
-        status = _status(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if status >= 500:
-            log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
-        detail = exc.errors if isinstance(exc, PredictionInputError) and exc.errors else None
-        return _answer(request, status, str(exc), detail, headers)
+    async def shipyard_error(request: Request, exc: ShipyardError) -> Response:
+        return _answer(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
-        return _answer(request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> FastJSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        return _answer(request, 422, "invalid request", errors)
+        return FastJSONResponse(problem_body(request.url.path, "invalid request", errors), status_code=422)
 
     @app.exception_handler(ClientDisconnect)
     async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
-        # the client closed the connection mid-request: nobody reads the answer; 499 as nginx logs it
-        log.debug("client disconnected during %s", request.url.path)
-        return Response(status_code=499)
+        return _answer(request, exc)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> FastJSONResponse:
-        request_id = getattr(request.state, "request_id", "?")
-        log.exception("unexpected error on %s (request %s)", request.url.path, request_id)
-        return _answer(request, 500, f"internal error (request id {request_id})")
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        return _answer(request, exc)

@@ -64,15 +64,21 @@ class ServedModel:
     def is_classifier(self) -> bool:
         return self.loaded.classes is not None and hasattr(self.loaded.model, "predict_proba")
 
-    def predict(self, batch: Batch) -> Prediction:
+    def predict(self, batch: Batch, probabilities: bool = True) -> Prediction:
+        """Predictions for a validated batch; class probabilities only when the route answers them."""
         values, proba = self.engine.predict(batch)
         if not self.is_classifier or proba is None:
             return Prediction(np.asarray(values, dtype=float).tolist(), None, None)
-        classes = [str(c) for c in self.loaded.classes or []]
-        probabilities = [
-            dict(zip(classes, row, strict=True)) for row in np.asarray(proba, dtype=float).tolist()
-        ]
-        return Prediction([_plain(v) for v in values], probabilities, classes)
+        classes = self.class_names
+        labels = values.tolist() if isinstance(values, np.ndarray) else [_plain(v) for v in values]
+        if not probabilities:
+            return Prediction(labels, None, classes)
+        table = [dict(zip(classes, row, strict=True)) for row in np.asarray(proba, dtype=float).tolist()]
+        return Prediction(labels, table, classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(c) for c in self.loaded.classes or []]
 
     def warm_up(self) -> None:
         """One prediction on the input example, so the first client request pays no lazy set-up."""

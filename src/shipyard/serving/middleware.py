@@ -2,44 +2,61 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.errors import RequestTooLargeError
+from shipyard.serving.accesslog import AccessLog
 from shipyard.serving.metrics import ServiceMetrics
 
-access_log = logging.getLogger("shipyard.access")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
+
+
+class RequestIds:
+    """Unique ids without a system call per request: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):08x}"
 
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, metrics: ServiceMetrics, max_body_bytes: int, log_requests: bool
+        self, app: ASGIApp, metrics: ServiceMetrics, max_body_bytes: int, access_log: AccessLog | None
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
-        self.log_requests = log_requests
+        self.access_log = access_log
+        self.ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        given = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex
+        given = ""
+        declared = None
+        for key, value in scope.get("headers") or ():
+            if key == _REQUEST_ID_KEY:
+                given = value.decode("latin-1")
+            elif key == b"content-length":
+                declared = value
+        request_id = given if given and _CLIENT_ID.match(given) else self.ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
 
-        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._reject_too_large(send, request_id, int(declared))
             self._record(scope, 413, started, request_id)
@@ -62,7 +79,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), request_id.encode())]
+                message["headers"] = [*message["headers"], (_REQUEST_ID_KEY, request_id.encode())]
             await send(message)
 
         self.metrics.in_flight.inc()
@@ -78,16 +95,17 @@ class RequestContextMiddleware:
         method = scope.get("method", "")
         self.metrics.requests.labels(route, method, str(status)).inc()
         self.metrics.latency.labels(route, method).observe(elapsed)
-        if self.log_requests and access_log.isEnabledFor(logging.INFO):
-            fields = {
-                "request_id": request_id,
-                "method": method,
-                "path": scope.get("path"),
-                "route": route,
-                "status": status,
-                "ms": round(elapsed * 1e3, 2),
-            }
-            access_log.info("request", extra={"fields": fields})
+        if self.access_log is not None:
+            self.access_log.write(
+                {
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope.get("path"),
+                    "route": route,
+                    "status": status,
+                    "ms": round(elapsed * 1e3, 2),
+                }
+            )
 
     async def _reject_too_large(self, send: Send, request_id: str, size: int) -> None:
         body = json.dumps(

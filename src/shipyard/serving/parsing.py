@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
 
 from shipyard.errors import PredictionInputError, RequestTooLargeError
 from shipyard.inference.records import Batch, InputSchema
@@ -24,12 +24,9 @@ JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
 
 
-def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def require_media_type(request: Request, allowed: Sequence[str]) -> str:
-    kind = media_type(request)
+def require_media_type(content_type: str, allowed: Sequence[str]) -> str:
+    """The media type of a Content-Type header value, or 415 when it is not one we read."""
+    kind = content_type.split(";")[0].strip().lower()
     if kind not in allowed and not (kind.endswith("+json") and "application/json" in allowed):
         got = f"'{kind}'" if kind else "no Content-Type"
         raise HTTPException(415, f"unsupported media type: {got} (send {' or '.join(allowed)})")
@@ -109,15 +106,8 @@ def batch_from_mlflow_json(schema: InputSchema, body: Any, max_rows: int) -> Bat
             or not isinstance(payload.get("data"), list)
         ):
             raise _invalid([key], 'expected {"columns": [...], "data": [[...], ...]}', "dict_type")
-        columns = payload["columns"]
-        rows = payload["data"]
-        check_rows(len(rows), max_rows)
-        records = []
-        for i, row in enumerate(rows):
-            if not isinstance(row, list) or len(row) != len(columns):
-                raise _invalid([key, "data", i], f"expected a list of {len(columns)} values", "list_type")
-            records.append(dict(zip(columns, row, strict=True)))
-        return schema.batch_from_records(records, [key, "data"])
+        check_rows(len(payload["data"]), max_rows)
+        return schema.batch_from_rows(payload["columns"], payload["data"], [key, "data"])
     if isinstance(payload, list):
         return batch_from_records(schema, payload, [key], max_rows)
     if isinstance(payload, Mapping) and key in ("instances", "inputs"):

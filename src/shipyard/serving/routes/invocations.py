@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
-from shipyard.serving.deps import authorize, services
+from shipyard.serving.calls import Call, call_from_request
+from shipyard.serving.deps import authorize
 from shipyard.serving.parsing import (
     CSV_TYPES,
     JSON_TYPES,
@@ -62,15 +65,18 @@ _BODY = {
     openapi_extra=_BODY,
 )
 async def invocations(request: Request) -> FastJSONResponse:
-    svc = services(request)
-    authorize(request, svc, "predict")
-    kind = require_media_type(request, (*JSON_TYPES, *CSV_TYPES))
-    body = await request.body()
+    return FastJSONResponse(await handle_invocations(await call_from_request(request)))
+
+
+async def handle_invocations(call: Call) -> dict[str, Any]:
+    svc = call.svc
+    authorize(call.authorization, svc, "predict")
+    kind = require_media_type(call.content_type, (*JSON_TYPES, *CSV_TYPES))
     assert svc.holder is not None
     model = svc.holder.get(svc.settings.default_model)
     if kind in CSV_TYPES:
-        batch = batch_from_csv(model.schema, body, svc.settings.max_rows)
+        batch = batch_from_csv(model.schema, call.body, svc.settings.max_rows)
     else:
-        batch = batch_from_mlflow_json(model.schema, parse_json(body), svc.settings.max_rows)
-    result = await score(model, batch, svc.metrics)
-    return FastJSONResponse({"predictions": result.values})
+        batch = batch_from_mlflow_json(model.schema, parse_json(call.body), svc.settings.max_rows)
+    result = await score(model, batch, svc.metrics, probabilities=False)
+    return {"predictions": result.values}

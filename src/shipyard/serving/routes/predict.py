@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from shipyard.serving.deps import authorize, request_id, services
+from shipyard.serving.calls import Call, call_from_request
+from shipyard.serving.deps import authorize
 from shipyard.serving.parsing import (
     JSON_TYPES,
     batch_from_records,
@@ -68,11 +69,11 @@ _BODY = {
 }
 
 
-async def _predict(name: str | None, request: Request) -> FastJSONResponse:
-    svc = services(request)
-    authorize(request, svc, "predict")
-    require_media_type(request, JSON_TYPES)
-    body = parse_json(await request.body())
+async def handle_predict(call: Call, name: str | None) -> dict[str, Any]:
+    svc = call.svc
+    authorize(call.authorization, svc, "predict")
+    require_media_type(call.content_type, JSON_TYPES)
+    body = parse_json(call.body)
     assert svc.holder is not None
     # this request keeps this version to the end, whatever swaps meanwhile
     model = svc.holder.get(name or svc.settings.default_model)
@@ -83,12 +84,12 @@ async def _predict(name: str | None, request: Request) -> FastJSONResponse:
         "model": model.name,
         "version": model.version,
         "alias": model.alias,
-        "request_id": request_id(request),
+        "request_id": call.request_id,
         "predictions": result.values,
     }
     if result.probabilities is not None:
         answer["probabilities"] = result.probabilities
-    return FastJSONResponse(answer)
+    return answer
 
 
 @router.post(
@@ -98,7 +99,7 @@ async def _predict(name: str | None, request: Request) -> FastJSONResponse:
     response_class=FastJSONResponse,
 )
 async def predict_default(request: Request) -> FastJSONResponse:
-    return await _predict(None, request)
+    return FastJSONResponse(await handle_predict(await call_from_request(request), None))
 
 
 @router.post(
@@ -108,4 +109,4 @@ async def predict_default(request: Request) -> FastJSONResponse:
     response_class=FastJSONResponse,
 )
 async def predict_named(name: str, request: Request) -> FastJSONResponse:
-    return await _predict(name, request)
+    return FastJSONResponse(await handle_predict(await call_from_request(request), name))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.inference.records import Batch, batch_rows
@@ -13,14 +15,16 @@ from shipyard.serving.metrics import ServiceMetrics
 INLINE_ROWS = 64
 
 
-async def score(model: ServedModel, batch: Batch, metrics: ServiceMetrics) -> Prediction:
+async def score(
+    model: ServedModel, batch: Batch, metrics: ServiceMetrics, probabilities: bool = True
+) -> Prediction:
     if batch_rows(batch) <= INLINE_ROWS:
-        result = model.predict(batch)
+        result = model.predict(batch, probabilities)
     else:
-        result = await run_in_threadpool(model.predict, batch)
+        result = await run_in_threadpool(model.predict, batch, probabilities)
     if result.classes is not None:
-        for value in result.values:
-            metrics.predictions.labels(model.name, model.version, str(value)).inc()
+        for label, count in Counter(result.values).items():
+            metrics.predictions.labels(model.name, model.version, str(label)).inc(count)
     else:
         metrics.predictions.labels(model.name, model.version, "").inc(len(result.values))
         histogram = metrics.prediction_values.labels(model.name, model.version)

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from shipyard import __version__
-from shipyard.serving.deps import HolderDep, authorize, request_id, services
+from shipyard.serving.calls import Call, call_from_request
+from shipyard.serving.deps import HolderDep, authorize
 from shipyard.serving.parsing import JSON_TYPES, batch_from_v2, parse_json, require_media_type, v2_datatype
 from shipyard.serving.responses import FastJSONResponse
 from shipyard.serving.routes.scoring import score
@@ -59,10 +60,14 @@ async def model_ready(name: str, holder: HolderDep) -> dict[str, Any]:
 
 @router.post("/models/{name}/infer", summary="Inference (scope: predict)", response_class=FastJSONResponse)
 async def infer(name: str, request: Request) -> FastJSONResponse:
-    svc = services(request)
-    authorize(request, svc, "predict")
-    require_media_type(request, JSON_TYPES)
-    body = parse_json(await request.body())
+    return FastJSONResponse(await handle_infer(await call_from_request(request), name))
+
+
+async def handle_infer(call: Call, name: str) -> dict[str, Any]:
+    svc = call.svc
+    authorize(call.authorization, svc, "predict")
+    require_media_type(call.content_type, JSON_TYPES)
+    body = parse_json(call.body)
     assert svc.holder is not None
     model = svc.holder.get(name)
     batch = batch_from_v2(model.schema, body, svc.settings.max_rows)
@@ -87,11 +92,9 @@ async def infer(name: str, request: Request) -> FastJSONResponse:
             }
         )
     given = body.get("id") if isinstance(body, dict) else None
-    return FastJSONResponse(
-        {
-            "model_name": model.name,
-            "model_version": model.version,
-            "id": str(given) if given is not None else request_id(request),
-            "outputs": outputs,
-        }
-    )
+    return {
+        "model_name": model.name,
+        "model_version": model.version,
+        "id": str(given) if given is not None else call.request_id,
+        "outputs": outputs,
+    }
