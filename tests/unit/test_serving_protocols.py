@@ -132,3 +132,54 @@ def test_client_request_id_is_echoed(client: TestClient) -> None:
     assert response.headers["x-request-id"] == "abc-123" and response.json()["request_id"] == "abc-123"
     odd = client.get("/health", headers={"x-request-id": "not valid!" * 10})
     assert odd.headers["x-request-id"] != "not valid!" * 10
+
+
+def test_fast_lane_and_fastapi_routes_answer_alike(
+    iris_loaded: tuple[LoadedModel, Any], housing_loaded: tuple[LoadedModel, Any]
+) -> None:
+    """The prediction routes are answered by the fast lane; with it removed, FastAPI's routes run the
+    same handlers and must give the same status and body for good and bad requests alike."""
+    from shipyard.config import Settings
+    from shipyard.serving import create_app
+    from shipyard.serving.fastlane import FastLane
+    from shipyard.serving.holder import ModelHolder
+    from tests.unit.conftest import served
+
+    def app(without_lane: bool) -> Any:
+        holder = ModelHolder.of(served(iris_loaded[0]), served(housing_loaded[0]))
+        built = create_app(
+            Settings(auth_enabled=False, models=["iris", "housing"], reload_interval_seconds=0), holder
+        )
+        if without_lane:
+            built.user_middleware = [m for m in built.user_middleware if m.cls is not FastLane]
+        return built
+
+    cases: list[tuple[str, bytes, str]] = [
+        (
+            "/predict",
+            b'{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}',
+            "application/json",
+        ),
+        ("/models/iris/predict", b'{"records": [{"sepal_length": 5.1}]}', "application/json"),
+        (
+            "/invocations",
+            b'{"dataframe_records": [{"sepal_length": 5.1, "sepal_width": 3.5, '
+            b'"petal_length": 1.4, "petal_width": 0.2}]}',
+            "application/json",
+        ),
+        ("/invocations", b"sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n", "text/csv"),
+        ("/invocations", b"{broken", "application/json"),
+        ("/predict", b"{}", "text/plain"),
+        ("/models/wine/predict", b"{}", "application/json"),
+        (
+            "/v2/models/iris/infer",
+            b'{"inputs": [{"name": "sepal_length", "data": [1.0]}]}',
+            "application/json",
+        ),
+    ]
+    with TestClient(app(False)) as lane, TestClient(app(True)) as routes:
+        for path, body, kind in cases:
+            a = lane.post(path, content=body, headers={"content-type": kind, "x-request-id": "same"})
+            b = routes.post(path, content=body, headers={"content-type": kind, "x-request-id": "same"})
+            assert (a.status_code, a.json()) == (b.status_code, b.json()), path
+            assert a.headers["x-request-id"] == b.headers["x-request-id"] == "same"

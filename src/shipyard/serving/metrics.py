@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -58,9 +60,28 @@ class ServiceMetrics:
             ["model"],
             registry=r,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._prediction_children: dict[tuple[str, str, str], Any] = {}
         self.registry_check_failures = Counter(
             "shipyard_registry_check_failures", "Alias checks that could not reach the registry.", registry=r
         )
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count and time one request; label children are cached (``labels()`` costs microseconds)."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route, method))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def predicted(self, model: str, version: str, label: str, count: int) -> None:
+        key = (model, version, label)
+        child = self._prediction_children.get(key)
+        if child is None:
+            child = self._prediction_children[key] = self.predictions.labels(model, version, label)
+        child.inc(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

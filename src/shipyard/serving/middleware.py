@@ -93,8 +93,7 @@ class RequestContextMiddleware:
         elapsed = time.perf_counter() - started
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         method = scope.get("method", "")
-        self.metrics.requests.labels(route, method, str(status)).inc()
-        self.metrics.latency.labels(route, method).observe(elapsed)
+        self.metrics.request_done(route, method, status, elapsed)
         if self.access_log is not None:
             self.access_log.write(
                 {

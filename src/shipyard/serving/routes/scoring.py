@@ -24,9 +24,9 @@ async def score(
         result = await run_in_threadpool(model.predict, batch, probabilities)
     if result.classes is not None:
         for label, count in Counter(result.values).items():
-            metrics.predictions.labels(model.name, model.version, str(label)).inc(count)
+            metrics.predicted(model.name, model.version, str(label), count)
     else:
-        metrics.predictions.labels(model.name, model.version, "").inc(len(result.values))
+        metrics.predicted(model.name, model.version, "", len(result.values))
         histogram = metrics.prediction_values.labels(model.name, model.version)
         for value in result.values:
             histogram.observe(value)
