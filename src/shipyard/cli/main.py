@@ -12,6 +12,7 @@ import typer
 
 from shipyard import __version__
 from shipyard.cli import models as models_cli
+from shipyard.cli.drift import drift
 from shipyard.cli.output import error
 from shipyard.cli.predict import predict
 from shipyard.cli.serve import serve, token_app
@@ -33,6 +34,9 @@ app.command(help="Score a CSV or Parquet file locally with a registered model (d
     predict
 )
 app.command(help="Serve the registered champions over HTTP (uvicorn + FastAPI).")(serve)
+app.command(help="Compare current data with a model's training reference: drift per feature and dataset.")(
+    drift
+)
 app.add_typer(models_cli.app, name="models")
 app.add_typer(token_app, name="token")
 

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_frame(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, with a clear error when it is missing or unreadable."""
     import pandas as pd
 
     if not path.is_file():
@@ -45,7 +46,7 @@ def predict(
     from shipyard.inference import Predictor
     from shipyard.registry import ModelRegistry
 
-    frame = _read(input)
+    frame = read_frame(input)
     loaded = ModelRegistry(get_settings()).load(name, ref)
     predictor = Predictor(loaded)
     unused = [c for c in frame.columns if c not in predictor.columns and c not in (keep or [])]

@@ -165,6 +165,26 @@ class PromotionConfig(StrictModel):
     min_improvement: float = 0.0
 
 
+DriftMethod = Literal["ks", "chisquare", "z", "wasserstein", "jensenshannon", "psi"]
+
+
+class DriftOverrideConfig(StrictModel):
+    method: DriftMethod | None = None
+    threshold: float | None = Field(None, ge=0)
+
+
+class MonitoringConfig(StrictModel):
+    """Drift settings: the dataset drifts when ``drift_share`` of its features drift."""
+
+    drift_share: float = Field(0.5, gt=0, le=1)
+    drift: dict[str, DriftOverrideConfig] = Field(
+        default_factory=dict, description="Per-feature test and threshold (default: chosen like Evidently)."
+    )
+    reference_rows: int = Field(
+        5000, ge=100, description="Training rows kept with the model as the reference."
+    )
+
+
 class RegistryConfig(StrictModel):
     model_name: str | None = Field(None, description="Registered model name (default: the config name).")
     experiment: str | None = Field(None, description="MLflow experiment (default: the config name).")
@@ -183,6 +203,7 @@ class PipelineConfig(StrictModel):
     evaluation: EvaluationConfig
     promotion: PromotionConfig = PromotionConfig()
     registry: RegistryConfig = RegistryConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @field_validator("name")
     @classmethod
@@ -198,6 +219,9 @@ class PipelineConfig(StrictModel):
             raise ValueError(f"features.exclude names undeclared columns: {', '.join(unknown)}")
         if not self.feature_columns:
             raise ValueError("no feature columns left after removing the target and features.exclude")
+        strays = [c for c in self.monitoring.drift if c not in self.feature_columns]
+        if strays:
+            raise ValueError(f"monitoring.drift names columns that are not features: {', '.join(strays)}")
         return self
 
     @property

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from shipyard.config.pipeline import PipelineConfig
@@ -23,6 +24,13 @@ from shipyard.errors import ShipyardError
 from shipyard.features.profile import build_reference_profile
 from shipyard.pipeline.gate import PromotionDecision, decide
 from shipyard.pipeline.progress import NullReporter, Reporter
+from shipyard.registry.artifacts import (
+    CONFIG_ARTIFACT,
+    PREDICTION_COLUMN,
+    PROFILE_ARTIFACT,
+    REFERENCE_ARTIFACT,
+    TARGET_COLUMN,
+)
 from shipyard.registry.lineage import TAG_PREFIX, collect_lineage
 from shipyard.registry.models import ModelRegistry
 from shipyard.registry.tracking import ExperimentTracker, InputSpec
@@ -37,7 +45,18 @@ from shipyard.training.trainer import ModelTrainer, TrialResult
 
 log = logging.getLogger(__name__)
 
-PROFILE_ARTIFACT = "reference_profile.json"
+
+def reference_sample(
+    X: pd.DataFrame, y: pd.Series, predictions: Any, rows: int, seed: int = 0
+) -> pd.DataFrame:
+    """Training features with the target and the model's predictions, at most ``rows`` rows: what drift
+    detection compares live data against."""
+    frame = X.copy()
+    frame[TARGET_COLUMN] = y.to_numpy()
+    frame[PREDICTION_COLUMN] = np.asarray(predictions)
+    if len(frame) > rows:
+        frame = frame.sample(rows, random_state=seed)
+    return frame.reset_index(drop=True)
 
 
 @dataclass
@@ -120,7 +139,7 @@ def run_training(
         params["dataset"] = {k: v for k, v in resolved["dataset"].items() if k != "columns"}
         params["tuning"] = {k: v for k, v in resolved["tuning"].items() if k != "search_space"}
         tracker.log_params(params)
-        tracker.log_dict(resolved, "config.json")
+        tracker.log_dict(resolved, CONFIG_ARTIFACT)
         tracker.log_dataset(frame, loaded.uri, loaded.name, ds.target, context="training")
         tracker.log_metrics({"rows_train": len(split.X_train), "rows_test": len(split.X_test)})
 
@@ -165,6 +184,12 @@ def run_training(
             config.features.profile_bins,
         )
         tracker.log_dict(profile, PROFILE_ARTIFACT)
+        tracker.log_frame(
+            reference_sample(
+                split.X_train, split.y_train, train_predictions, config.monitoring.reference_rows
+            ),
+            REFERENCE_ARTIFACT,
+        )
         timer.time("evaluate", t)
         report.done("evaluate", ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
@@ -272,4 +297,4 @@ def _log_plots(
         tracker.log_dict({str(k): float(v) for k, v in importance.items()}, "feature_importance.json")
 
 
-__all__ = ["PROFILE_ARTIFACT", "TrainingSummary", "run_training"]
+__all__ = ["TrainingSummary", "reference_sample", "run_training"]

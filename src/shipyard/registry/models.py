@@ -12,6 +12,7 @@ from typing import Any
 
 from shipyard.config.settings import Settings
 from shipyard.errors import ModelNotFoundError, RegistryError
+from shipyard.registry.artifacts import CONFIG_ARTIFACT, PROFILE_ARTIFACT, REFERENCE_ARTIFACT
 from shipyard.registry.lineage import TAG_PREFIX
 from shipyard.registry.tracking import configure_mlflow
 
@@ -240,12 +241,41 @@ class ModelRegistry:
         profile = None
         if info.run_id:
             try:
-                profile = mlflow.artifacts.load_dict(f"runs:/{info.run_id}/reference_profile.json")
+                profile = mlflow.artifacts.load_dict(f"runs:/{info.run_id}/{PROFILE_ARTIFACT}")
             except Exception as exc:  # older runs, or artifacts moved: the model still serves
                 log.info("no reference profile for %s: %s", uri, exc)
         return LoadedModel(
             model, name, info.version, info.run_id, inputs, info.tags, example, info.metrics, profile
         )
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    """What a version was trained against: the reference sample and the resolved config it ran."""
+
+    name: str
+    version: str
+    frame: Any  # pandas DataFrame: features, _target, _prediction
+    config: dict[str, Any]
+
+
+def load_reference(registry: ModelRegistry, name: str, ref: str | None = None) -> ReferenceData:
+    import mlflow
+    import pandas as pd
+
+    info = registry.resolve(name, ref)
+    if not info.run_id:
+        raise ModelNotFoundError(f"model '{name}' version {info.version} has no run to read a reference from")
+    with _mlflow_errors(f"reference data of '{name}' version {info.version}", registry.store):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                f"runs:/{info.run_id}/{REFERENCE_ARTIFACT}", dst_path=tmp
+            )
+            frame = pd.read_parquet(path)
+        config = mlflow.artifacts.load_dict(f"runs:/{info.run_id}/{CONFIG_ARTIFACT}")
+    return ReferenceData(name, info.version, frame, config)
 
 
 def _type_name(dtype: Any) -> str:

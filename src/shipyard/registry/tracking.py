@@ -178,6 +178,18 @@ class ExperimentTracker:
 
         mlflow.log_dict(data, artifact_file)
 
+    def log_frame(self, frame: pd.DataFrame, artifact_file: str) -> None:
+        """A DataFrame as a Parquet artifact (the reference sample drift detection compares against)."""
+        import tempfile
+
+        import mlflow
+
+        folder, _, name = artifact_file.rpartition("/")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            frame.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path=folder or None)
+
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         import mlflow
 

@@ -1,0 +1,73 @@
+"""``shipyard drift``: is live data still like what the model was trained on?"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.output import console, err_console, table, write_json
+from shipyard.cli.predict import read_frame
+from shipyard.config.settings import get_settings
+
+DRIFT_EXIT_CODE = 10
+
+
+def drift(
+    name: Annotated[str, typer.Argument(help="Registered model name, e.g. housing.")],
+    current: Annotated[Path, typer.Option("--current", "-c", help="CSV or Parquet file of current rows.")],
+    ref: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Alias or version to compare with (default: the champion)."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report as JSON.")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write a self-contained HTML report with a plot per feature."),
+    ] = None,
+    fail_on_drift: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-drift", help=f"Exit {DRIFT_EXIT_CODE} when the dataset drifted (for CI/cron)."
+        ),
+    ] = False,
+) -> None:
+    from shipyard.monitoring.reports import drift_for_model
+
+    report = drift_for_model(get_settings(), name, read_frame(current), ref)
+    rows = []
+    for f in [*report.features, *([report.prediction] if report.prediction else [])]:
+        score = "n/a" if math.isnan(f.score) else f"{f.score:.4g}"
+        verdict = "[red]drift[/]" if f.drifted else "ok"
+        rows.append([f.name, f.kind, f.test, score, f"{f.threshold:g}", verdict])
+    console.print(
+        table(
+            f"Drift of {name} v{report.version}: "
+            f"{report.current_rows} current vs {report.reference_rows} reference rows",
+            ["feature", "kind", "test", "score", "threshold", "verdict"],
+            rows,
+        )
+    )
+    verdict = "[red]DRIFTED[/]" if report.dataset_drift else "[green]no drift[/]"
+    console.print(
+        f"dataset: {verdict} — {len(report.drifted_features)} of {len(report.features)} features drifted "
+        f"(share {report.drifted_share:.2f}, threshold {report.drift_share:g})"
+        + (
+            f"; prediction drift: {'yes' if report.prediction.drifted else 'no'}" if report.prediction else ""
+        ),
+        soft_wrap=True,
+    )
+    if output:
+        write_json(output, report.to_dict())
+    if html:
+        from shipyard.monitoring.report_html import render_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        tmp = html.with_name(f".{html.name}.tmp")
+        tmp.write_text(render_html(report), encoding="utf-8")
+        tmp.replace(html)
+        err_console.print(f"wrote {html}")
+    if fail_on_drift and report.dataset_drift:
+        raise typer.Exit(DRIFT_EXIT_CODE)

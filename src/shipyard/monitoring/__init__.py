@@ -1,0 +1,1 @@
+"""Monitoring: drift against the training reference (one module per statistical test, plus a registry)."""
