@@ -16,14 +16,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own MLflow or Shipyard settings must not leak into tests."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A developer's own MLflow or Shipyard settings must not leak into tests, and nothing a test runs
+    may write into the working tree (the prediction log goes to the test's own folder)."""
     import os
 
     for key in list(os.environ):
         if key.startswith(("SHIPYARD_", "MLFLOW_TRACKING", "MLFLOW_REGISTRY")):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("SHIPYARD_PREDICTION_LOG_PATH", str(tmp_path / "predictions.db"))
 
 
 @pytest.fixture(scope="session")

@@ -166,3 +166,27 @@ def test_auth_on_and_graceful_shutdown(workspace: Path, trained: None, shipyard:
     assert secret not in log and minted not in log
     access = [json.loads(line) for line in log.splitlines() if '"shipyard.access"' in line]
     assert any(a["route"] == "/predict" and a["status"] == 200 and a["request_id"] for a in access)
+
+
+def test_shifted_traffic_is_logged_and_shows_as_drift(server: Server, shipyard: Runner) -> None:
+    """Traffic through the real service lands in the prediction log; `shipyard drift` reads it."""
+    rng = __import__("numpy").random.default_rng(0)
+    with httpx.Client(timeout=10) as http:
+        for _ in range(60):
+            rows = [
+                {
+                    "sepal_length": float(rng.normal(5.8, 0.4)),
+                    "sepal_width": float(rng.normal(3.0, 0.3)),
+                    "petal_length": float(rng.normal(6.5, 0.5)),  # far above the training range
+                    "petal_width": float(rng.normal(2.4, 0.2)),
+                }
+                for _ in range(5)
+            ]
+            assert http.post(f"{server.url}/predict", json={"records": rows}).status_code == 200
+    server.stop()  # graceful shutdown flushes the log
+    result = shipyard("drift", "iris", "--window", "300", "-o", "drift.json", "--fail-on-drift")
+    assert result.code == 10, result.stdout + result.stderr
+    report = json.loads((server.logfile.parent / "drift.json").read_text())
+    assert report["current_rows"] == 300
+    assert {"petal_length", "petal_width"} <= set(report["drifted_features"])
+    assert shipyard("drift", "iris", "--since", "soon").code == 2

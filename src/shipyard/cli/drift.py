@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,13 +14,40 @@ import typer
 from shipyard.cli.output import console, err_console, table, write_json
 from shipyard.cli.predict import read_frame
 from shipyard.config.settings import get_settings
+from shipyard.errors import ConfigError
 
 DRIFT_EXIT_CODE = 10
+_AGO = re.compile(r"^(\d+)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str) -> float:
+    """A UNIX time from '30m', '6h', '7d' (ago) or an ISO 8601 time."""
+    found = _AGO.match(text.strip().lower())
+    if found:
+        return time.time() - int(found.group(1)) * _UNIT[found.group(2)]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--since: expected 30m, 6h, 7d or an ISO time, got '{text}'") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def drift(
     name: Annotated[str, typer.Argument(help="Registered model name, e.g. housing.")],
-    current: Annotated[Path, typer.Option("--current", "-c", help="CSV or Parquet file of current rows.")],
+    current: Annotated[
+        Path | None,
+        typer.Option(
+            "--current", "-c", help="CSV or Parquet file of current rows (default: the prediction log)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="From the prediction log: rows newer than this (30m, 6h, 7d or an ISO time)."),
+    ] = None,
+    window: Annotated[
+        int | None, typer.Option(min=1, help="From the prediction log: the latest N rows (default 10,000).")
+    ] = None,
     ref: Annotated[
         str | None,
         typer.Option("--model", "-m", help="Alias or version to compare with (default: the champion)."),
@@ -34,9 +64,16 @@ def drift(
         ),
     ] = False,
 ) -> None:
-    from shipyard.monitoring.reports import drift_for_model
+    from shipyard.monitoring.reports import drift_for_model, logged_rows
 
-    report = drift_for_model(get_settings(), name, read_frame(current), ref)
+    settings = get_settings()
+    if current is not None:
+        if since or window:
+            raise ConfigError("--since and --window read the prediction log; they do not apply to --current")
+        frame = read_frame(current)
+    else:
+        frame = logged_rows(settings, name, parse_since(since) if since else None, window or 10_000)
+    report = drift_for_model(settings, name, frame, ref)
     rows = []
     for f in [*report.features, *([report.prediction] if report.prediction else [])]:
         score = "n/a" if math.isnan(f.score) else f"{f.score:.4g}"

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body limit; more is 413.")
     access_log: bool = Field(True, description="One JSON log line per request.")
     fast_path: bool = Field(True, description="Serve through ONNX Runtime when it matches scikit-learn.")
+    prediction_log: bool = Field(True, description="Log every prediction (features, output) for drift.")
+    prediction_log_path: Path | None = Field(None, description="SQLite file; default <home>/predictions.db.")
+    prediction_log_sample_rate: float = Field(1.0, ge=0, le=1, description="Share of requests logged.")
+    prediction_log_queue: int = Field(
+        10_000, ge=1, description="Requests buffered for the writer; more are dropped (and counted)."
+    )
     onnx_regression_rtol: float = Field(
         0.0,
         ge=0,
@@ -93,6 +99,10 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @property
+    def prediction_log_file(self) -> Path:
+        return self.prediction_log_path or (self.home / "predictions.db").resolve()
 
     @property
     def default_model(self) -> str:

@@ -10,8 +10,22 @@ from shipyard.config.settings import Settings
 from shipyard.errors import DataError
 from shipyard.inference.predictor import Predictor
 from shipyard.monitoring.drift import DriftOverride, DriftReport, compute_drift
+from shipyard.monitoring.prediction_log import read_log
 from shipyard.registry.artifacts import PREDICTION_COLUMN
 from shipyard.registry.models import ModelRegistry, load_reference
+
+
+def logged_rows(settings: Settings, name: str, since: float | None, window: int) -> pd.DataFrame:
+    """Rows of ``name`` from the prediction log; a clear error when there are none."""
+    path = settings.prediction_log_file
+    rows = read_log(path, name, since=since, window=window)
+    if rows.empty:
+        raise DataError(
+            f"no logged predictions for '{name}' in {path}"
+            + (" in that period" if since else "")
+            + " (is the service logging there? see SHIPYARD_PREDICTION_LOG_PATH, or pass --current FILE)"
+        )
+    return rows
 
 
 def drift_for_model(

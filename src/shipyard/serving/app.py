@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from shipyard import __version__
 from shipyard.config.settings import Settings, get_settings
+from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.serving.accesslog import AccessLog
 from shipyard.serving.auth import TokenVerifier
 from shipyard.serving.deps import Services
@@ -141,7 +142,16 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
         if holder is None:
             log.info("start-up: %s", await served.refresh())
         settle_memory()
-        app.state.services.holder = served
+        services = app.state.services
+        services.holder = served
+        if settings.prediction_log:
+            services.prediction_log = PredictionLog(
+                settings.prediction_log_file,
+                queue_size=settings.prediction_log_queue,
+                on_drop=metrics.log_dropped.inc,
+                on_write=metrics.log_written.inc,
+            )
+            services.prediction_log.start()
         tasks = (
             [asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds))] if follow else []
         )
@@ -156,6 +166,8 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
                     await task
             if access_log is not None:
                 access_log.flush()
+            if services.prediction_log is not None:
+                services.prediction_log.close()  # writes everything still queued
             log.info("shutdown complete")  # uvicorn runs this after in-flight requests have finished
 
     app = FastAPI(

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from shipyard.config.settings import Settings
+from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.serving.auth import Principal, TokenVerifier
 from shipyard.serving.holder import ModelHolder
 from shipyard.serving.metrics import ServiceMetrics
@@ -39,6 +40,11 @@ class Services:
     metrics: ServiceMetrics
     verifier: TokenVerifier | None
     holder: ModelHolder | None = None  # set by the lifespan once models are loaded
+    prediction_log: PredictionLog | None = None  # started by the lifespan when enabled
+
+    @property
+    def log_everything(self) -> bool:
+        return self.settings.prediction_log_sample_rate >= 1.0
 
 
 def services(request: Request) -> Services:

@@ -60,6 +60,12 @@ class ServiceMetrics:
             ["model"],
             registry=r,
         )
+        self.log_dropped = Counter(
+            "shipyard_prediction_log_dropped",
+            "Predicted rows not logged (queue full or write failed).",
+            registry=r,
+        )
+        self.log_written = Counter("shipyard_prediction_log_written", "Predicted rows logged.", registry=r)
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._prediction_children: dict[tuple[str, str, str], Any] = {}
         self.registry_check_failures = Counter(

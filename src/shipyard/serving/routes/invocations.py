@@ -78,5 +78,5 @@ async def handle_invocations(call: Call) -> dict[str, Any]:
         batch = batch_from_csv(model.schema, call.body, svc.settings.max_rows)
     else:
         batch = batch_from_mlflow_json(model.schema, parse_json(call.body), svc.settings.max_rows)
-    result = await score(model, batch, svc.metrics, probabilities=False)
+    result = await score(model, batch, svc, call.request_id, probabilities=False)
     return {"predictions": result.values}

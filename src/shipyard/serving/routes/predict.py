@@ -79,7 +79,7 @@ async def handle_predict(call: Call, name: str | None) -> dict[str, Any]:
     model = svc.holder.get(name or svc.settings.default_model)
     records, loc = records_from_predict_body(body)
     batch = batch_from_records(model.schema, records, loc, svc.settings.max_rows)
-    result = await score(model, batch, svc.metrics)
+    result = await score(model, batch, svc, call.request_id)
     answer: dict[str, Any] = {
         "model": model.name,
         "version": model.version,

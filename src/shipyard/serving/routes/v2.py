@@ -71,7 +71,7 @@ async def handle_infer(call: Call, name: str) -> dict[str, Any]:
     assert svc.holder is not None
     model = svc.holder.get(name)
     batch = batch_from_v2(model.schema, body, svc.settings.max_rows)
-    result = await score(model, batch, svc.metrics)
+    result = await score(model, batch, svc, call.request_id)
     rows = len(result.values)
     outputs: list[dict[str, Any]] = [
         {
