@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo serve train test lint format bench lock clean
+.PHONY: help install install-test demo serve train test lint format bench bench-serve lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -54,8 +54,14 @@ format: install-test ## Apply ruff's fixes and formatting
 test: lint ## Lint, then run the whole test suite
 	$(BIN)/pytest
 
-bench: install-test ## Run the benchmarks and print the table for BENCHMARKS.md
+bench: install-test ## Training and drift benchmarks (tables for BENCHMARKS.md)
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_drift.py
+
+bench-serve: install-test ## Serving benchmarks against mlflow models serve (needs wrk: apt-get install wrk)
+	@command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk"; exit 2; }
+	$(BIN)/python benchmarks/serve/bench_serve.py --repeats 3
+	$(BIN)/python benchmarks/serve/bench_log_cost.py --repeats 3
 
 lock: ## Re-resolve constraints.txt (with room for zenml[local] and dvc)
 	rm -rf /tmp/shipyard-lock && $(PYTHON) -m venv /tmp/shipyard-lock

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -113,30 +114,20 @@ class PredictionLog:
             self._write(connection, batch)
 
     def _write(self, connection: sqlite3.Connection, batch: list[Entry]) -> None:
-        by_model: dict[str, list[dict[str, Any]]] = {}
-        for request_id, ts, model, version, variant, features, values, latency in batch:
-            by_model.setdefault(model, []).append(
-                {
-                    "request_id": request_id,
-                    "ts": ts,
-                    "version": version,
-                    "variant": variant,
-                    "features": {k: _column(v) for k, v in features.items()},
-                    "predictions": values,
-                    "latency_ms": latency,
-                }
-            )
+        groups: dict[tuple[str, tuple[str, ...]], list[Entry]] = {}
+        for entry in batch:
+            groups.setdefault((entry[2], tuple(entry[5])), []).append(entry)
         chunks = []
-        for model, requests in by_model.items():
-            rows = sum(len(r["predictions"]) for r in requests)
+        for (model, names), entries in groups.items():
+            rows = sum(len(e[6]) for e in entries)
             try:
-                body = orjson.dumps(requests, option=_JSON)
-            except TypeError as exc:  # an unserialisable value must not stop the writer
+                body = orjson.dumps(_columnar(entries, names), option=_JSON)
+            except (TypeError, ValueError) as exc:  # an unserialisable value must not stop the writer
                 log.warning("%d predictions of %s not logged: %s", rows, model, exc)
                 self.dropped += rows
                 self._on_drop(rows)
                 continue
-            chunks.append((model, requests[0]["ts"], requests[-1]["ts"], len(requests), rows, body))
+            chunks.append((model, entries[0][1], entries[-1][1], len(entries), rows, body))
         rows = sum(c[4] for c in chunks)
         for attempt in range(3):
             try:
@@ -156,9 +147,24 @@ class PredictionLog:
         self._on_drop(rows)
 
 
+def _columnar(entries: list[Entry], names: tuple[str, ...]) -> dict[str, Any]:
+    """One JSON document for many requests: request fields as lists, features as whole columns (one
+    numpy concatenation each instead of many tiny arrays), predictions flattened."""
+    return {
+        "request_id": [e[0] for e in entries],
+        "ts": [e[1] for e in entries],
+        "version": [e[3] for e in entries],
+        "variant": [e[4] for e in entries],
+        "rows": [len(e[6]) for e in entries],
+        "latency_ms": [e[7] for e in entries],
+        "features": {name: _column(np.concatenate([e[5][name] for e in entries])) for name in names},
+        "predictions": [value for e in entries for value in e[6]],
+    }
+
+
 def _column(values: Any) -> Any:
     """numpy numbers go to orjson as they are (fast; NaN becomes null); text columns as lists."""
-    if getattr(values, "dtype", None) is not None and values.dtype.kind in "fiub":
+    if values.dtype.kind in "fiub":
         return values
     return [None if isinstance(v, float) and v != v else v for v in values.tolist()]
 
@@ -180,17 +186,18 @@ def read_log(
         frames: list[pd.DataFrame] = []
         total = 0
         for (body,) in connection.execute(query + " ORDER BY id DESC", params):
-            for request in reversed(orjson.loads(body)):
-                if (since is not None and request["ts"] < since) or (
-                    version and request["version"] != version
-                ):
-                    continue
-                part = pd.DataFrame(request["features"])
-                part["_prediction"] = request["predictions"]
-                part["_ts"], part["_version"] = request["ts"], request["version"]
-                part["_variant"], part["_request_id"] = request["variant"], request["request_id"]
-                frames.append(part)
-                total += len(part)
+            chunk = orjson.loads(body)
+            rows = chunk["rows"]
+            part = pd.DataFrame(chunk["features"])
+            part["_prediction"] = chunk["predictions"]
+            for key in ("ts", "version", "variant", "request_id"):
+                part[f"_{key}"] = np.repeat(np.asarray(chunk[key], dtype=object), rows)
+            if since is not None:
+                part = part[part["_ts"].astype(float) >= since]
+            if version is not None:
+                part = part[part["_version"] == version]
+            frames.append(part)
+            total += len(part)
             if window and total >= window:
                 break
     finally:
@@ -198,4 +205,5 @@ def read_log(
     if not frames:
         return pd.DataFrame()
     frame = pd.concat(frames[::-1], ignore_index=True)
-    return frame.tail(window).reset_index(drop=True) if window else frame
+    frame["_ts"] = frame["_ts"].astype(float)
+    return (frame.tail(window) if window else frame).reset_index(drop=True)
