@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import pstats
-import statistics
 import sys
 import time
 from collections import Counter
@@ -45,6 +44,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import summarise
 
 from shipyard.monitoring.drift import DriftReport, compute_drift
 from shipyard.monitoring.report_html import render_html
@@ -150,11 +152,6 @@ def make_frame(specs: list[FeatureSpec], rows: int, seed: int, shifted: bool) ->
         for s in specs
     }
     return pd.DataFrame(columns)
-
-
-def summarise(values: Sequence[float]) -> dict[str, float]:
-    """Median, min and max: the median is the headline, min/max show the spread."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def pin(cpu: int, enabled: bool) -> str:

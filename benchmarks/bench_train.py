@@ -26,7 +26,6 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import pin_prefix, summarise
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = Path("configs/iris.yaml")
@@ -99,19 +101,6 @@ def new_store(root: Path) -> Path:
     return home
 
 
-def pin_prefix(cpu: int, enabled: bool) -> tuple[list[str], str]:
-    """``taskset -c <cpu>`` if taskset exists and the CPU is ours to use; otherwise no pinning, and why."""
-    if not enabled:
-        return [], "not pinned (--no-taskset)"
-    taskset = shutil.which("taskset")
-    if taskset is None:
-        return [], "not pinned (taskset not found)"
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    if cpu not in allowed:
-        return [], f"not pinned (CPU {cpu} not in this process's affinity set {sorted(allowed)})"
-    return [taskset, "-c", str(cpu)], f"measured process pinned with `taskset -c {cpu}`"
-
-
 def machine_info(python: str, tmp_root: Path) -> dict[str, object]:
     """What the numbers depend on: CPUs, OS, the venv's Python and library versions, the store's disk."""
     probe = (
@@ -151,11 +140,6 @@ def machine_info(python: str, tmp_root: Path) -> dict[str, object]:
         "store_dir": str(tmp_root),
         "store_fs": fs_type,
     }
-
-
-def summarise(values: Sequence[float]) -> dict[str, float]:
-    """Median, min and max: the median is the headline, min/max show the spread."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -297,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
     pin, pinning = pin_prefix(args.cpu, not args.no_taskset)
+    pinning = f"measured process pinned with {pinning}" if pin else pinning
     root = Path(tempfile.mkdtemp(prefix="shipyard-bench-", dir=args.tmpdir))
     try:
         machine = machine_info(args.python, root)

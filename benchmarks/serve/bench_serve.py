@@ -46,6 +46,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import pin_prefix, summarise
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "bench_serve.json"
@@ -128,19 +131,6 @@ def child_env(base: dict[str, str], extra: dict[str, str] | None = None) -> dict
     env.update(base)
     env.update(extra or {})
     return env
-
-
-def pin_prefix(cpu: int, enabled: bool) -> tuple[list[str], str]:
-    """``taskset -c <cpu>`` if taskset exists and the CPU is ours to use; otherwise no pinning, and why."""
-    if not enabled:
-        return [], "not pinned (--no-taskset)"
-    taskset = shutil.which("taskset")
-    if taskset is None:
-        return [], "not pinned (taskset not found)"
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    if cpu not in allowed:
-        return [], f"not pinned (CPU {cpu} not in this process's affinity set {sorted(allowed)})"
-    return [taskset, "-c", str(cpu)], f"`taskset -c {cpu}`"
 
 
 def free_port() -> int:
@@ -413,11 +403,6 @@ def machine_info(python: str, wrk: str, env: dict[str, str]) -> dict[str, object
         "wrk": wrk_version[0].split(" Copyright")[0] if wrk_version else None,
         "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
-
-
-def summarise(values: Sequence[float]) -> dict[str, float]:
-    """Median, min and max: the median is the headline, min/max show the spread."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
