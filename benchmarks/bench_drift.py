@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import summarise
+from harness import machine_basics, summarise
 
 from shipyard.monitoring.drift import DriftReport, compute_drift
 from shipyard.monitoring.report_html import render_html
@@ -175,18 +175,8 @@ def machine_info() -> dict[str, object]:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
-    cpu_model = None
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
     return {
-        "nproc": os.cpu_count(),
-        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
+        **machine_basics(),
         "python": platform.python_version(),
         "versions": versions,
         "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

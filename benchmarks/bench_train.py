@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -35,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import pin_prefix, summarise
+from harness import machine_basics, pin_prefix, summarise
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = Path("configs/iris.yaml")
@@ -115,13 +114,6 @@ def machine_info(python: str, tmp_root: Path) -> dict[str, object]:
         [python, "-c", probe], env=child_env(), capture_output=True, text=True, check=True
     ).stdout
     child = json.loads(out)
-    cpu_model = None
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
     fs_type = None
     df = shutil.which("df")
     if df:
@@ -130,10 +122,7 @@ def machine_info(python: str, tmp_root: Path) -> dict[str, object]:
         ).stdout.splitlines()
         fs_type = lines[1].split()[1] if len(lines) > 1 and len(lines[1].split()) > 1 else None
     return {
-        "nproc": os.cpu_count(),
-        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
+        **machine_basics(),
         "python": child["python"],
         "versions": child["versions"],
         "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

@@ -24,3 +24,23 @@ def pin_prefix(cpu: int, enabled: bool) -> tuple[list[str], str]:
 def summarise(values: Sequence[float]) -> dict[str, float]:
     """Median, min and max: the median is the headline, min/max show the spread."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def machine_basics() -> dict[str, object]:
+    """CPU count and model, this process's CPU affinity, and the platform: the line every table needs."""
+    import platform
+    from pathlib import Path
+
+    cpu_model = None
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+    }

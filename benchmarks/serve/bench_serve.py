@@ -31,7 +31,6 @@ import datetime as dt
 import http.client
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -47,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import pin_prefix, summarise
+from harness import machine_basics, pin_prefix, summarise
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -386,18 +385,8 @@ def machine_info(python: str, wrk: str, env: dict[str, str]) -> dict[str, object
     child = json.loads(out)
     wrk_out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
     wrk_version = (wrk_out.stdout + wrk_out.stderr).splitlines()[0:1]
-    cpu_model = None
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
     return {
-        "nproc": os.cpu_count(),
-        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
+        **machine_basics(),
         "python": child["python"],
         "versions": child["versions"],
         "wrk": wrk_version[0].split(" Copyright")[0] if wrk_version else None,
