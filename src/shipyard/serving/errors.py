@@ -72,31 +72,21 @@ def problem(
     return 500, problem_body(path, f"internal error (request id {request_id})"), {}
 
 
-def _answer(request: Request, exc: BaseException) -> Response:
+async def _handle(request: Request, exc: Exception) -> Response:
     status, body, headers = problem(request.url.path, exc, str(getattr(request.state, "request_id", "?")))
     if body is None:
         return Response(status_code=status)
     return FastJSONResponse(body, status_code=status, headers=headers or None)
 
 
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return FastJSONResponse(problem_body(request.url.path, "invalid request", errors), status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ShipyardError)
-    async def shipyard_error(request: Request, exc: ShipyardError) -> Response:
-        return _answer(request, exc)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _answer(request, exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        return FastJSONResponse(problem_body(request.url.path, "invalid request", errors), status_code=422)
-
-    @app.exception_handler(ClientDisconnect)
-    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
-        return _answer(request, exc)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        return _answer(request, exc)
+    """Every exception goes through ``problem`` (the fast lane calls it too), so both ways answer alike."""
+    for kind in (ShipyardError, StarletteHTTPException, ClientDisconnect, Exception):
+        app.add_exception_handler(kind, _handle)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
