@@ -88,3 +88,39 @@ def test_a_missing_champion_leaves_the_service_alive_but_not_ready(settings: Set
         listing = client.get("/models").json()["models"]
         assert listing == [{"name": "iris", "loaded": False, "error": "no version has alias 'champion'"}]
         assert client.post("/predict", json={"a": 1}).status_code == 404
+
+
+def test_service_watches_drift_over_logged_traffic(settings: Settings, iris_config: ConfigFactory) -> None:
+    import time
+
+    import numpy as np
+
+    run_training(iris_config(), settings)
+    watched = serving_settings(settings, ["iris"]).model_copy(
+        update={"prediction_log": True, "drift_interval_seconds": 0, "drift_window": 300}
+    )
+    rng = np.random.default_rng(0)
+    with TestClient(create_app(watched)) as client:
+        empty = client.get("/models/iris/drift", params={"refresh": "true"})
+        assert empty.status_code == 404 and "no logged predictions" in empty.json()["detail"]
+        for _ in range(30):
+            rows = [
+                {
+                    "sepal_length": float(rng.normal(5.8, 0.4)),
+                    "sepal_width": float(rng.normal(3.0, 0.3)),
+                    "petal_length": float(rng.normal(6.5, 0.4)),  # far above the training range
+                    "petal_width": float(rng.normal(2.4, 0.2)),
+                }
+                for _ in range(10)
+            ]
+            assert client.post("/predict", json={"records": rows}).status_code == 200
+        time.sleep(0.5)  # the log's writer drains every 0.1 s
+        report = client.get("/models/iris/drift", params={"refresh": "true"}).json()
+        assert report["current_rows"] == 300 and report["version"] == "1"
+        assert {"petal_length", "petal_width"} <= set(report["drifted_features"])
+        assert report["dataset_drift"] is True
+        assert client.get("/models/iris/drift").json()["created_at"] == report["created_at"]  # the latest
+        metrics = client.get("/metrics").text
+        assert 'shipyard_dataset_drift{model="iris"} 1.0' in metrics
+        assert 'shipyard_feature_drifted{feature="petal_length",model="iris"} 1.0' in metrics
+        assert 'shipyard_feature_drift_score{feature="petal_length",model="iris",test="ks"}' in metrics

@@ -124,3 +124,9 @@ def test_unknown_model_is_404_and_protocol_shapes(client: TestClient) -> None:
 def test_no_client_input_causes_a_500(client: TestClient, path: str, body: bytes) -> None:
     response = client.post(path, content=body, headers={"content-type": "application/json"})
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_drift_endpoint_without_a_watch_says_why(client: TestClient) -> None:
+    response = client.get("/models/iris/drift")
+    assert response.status_code == 404 and "needs the prediction log" in response.json()["detail"]
+    assert client.get("/models/wine/drift").status_code == 404

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     prediction_log: bool = Field(True, description="Log every prediction (features, output) for drift.")
     prediction_log_path: Path | None = Field(None, description="SQLite file; default <home>/predictions.db.")
     prediction_log_sample_rate: float = Field(1.0, ge=0, le=1, description="Share of requests logged.")
+    drift_interval_seconds: float = Field(
+        60.0, ge=0, description="How often the service recomputes drift from the log (0 = on request only)."
+    )
+    drift_window: int = Field(5000, ge=10, description="Latest logged rows the service's drift looks at.")
     prediction_log_queue: int = Field(
         10_000, ge=1, description="Requests buffered for the writer; more are dropped (and counted)."
     )

@@ -1,7 +1,9 @@
 """Drift of a registered model's inputs and predictions: the reference it was trained against (from the
-registry) versus current rows (a file today; the prediction log next)."""
+registry) versus current rows (a file, or the prediction log)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -13,6 +15,54 @@ from shipyard.monitoring.drift import DriftOverride, DriftReport, compute_drift
 from shipyard.monitoring.prediction_log import read_log
 from shipyard.registry.artifacts import PREDICTION_COLUMN
 from shipyard.registry.models import ModelRegistry, load_reference
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """Everything drift needs from a registered version: its reference rows and its config's rules."""
+
+    name: str
+    version: str
+    frame: pd.DataFrame
+    features: list[str]
+    kinds: dict[str, str]
+    overrides: dict[str, DriftOverride]
+    drift_share: float
+    prediction_kind: str
+
+
+def reference_for(registry: ModelRegistry, name: str, ref: str | None = None) -> DriftReference:
+    reference = load_reference(registry, name, ref)
+    config = parse_config(reference.config, source=f"config of {name} v{reference.version}")
+    features = config.feature_columns
+    return DriftReference(
+        name=name,
+        version=reference.version,
+        frame=reference.frame,
+        features=features,
+        kinds={c: config.dataset.columns[c].feature_kind for c in features},
+        overrides={c: DriftOverride(r.method, r.threshold) for c, r in config.monitoring.drift.items()},
+        drift_share=config.monitoring.drift_share,
+        prediction_kind="categorical" if config.dataset.task == "classification" else "numeric",
+    )
+
+
+def drift_against(reference: DriftReference, current: pd.DataFrame) -> DriftReport:
+    """``current`` must hold the features and a ``_prediction`` column."""
+    missing = [c for c in reference.features if c not in current.columns]
+    if missing:
+        raise DataError(f"current data lacks feature(s) of {reference.name}: {', '.join(missing)}")
+    return compute_drift(
+        reference.frame,
+        current,
+        reference.kinds,
+        model=reference.name,
+        version=reference.version,
+        drift_share=reference.drift_share,
+        overrides=reference.overrides,
+        prediction_column=PREDICTION_COLUMN,
+        prediction_kind=reference.prediction_kind,
+    )
 
 
 def logged_rows(settings: Settings, name: str, since: float | None, window: int) -> pd.DataFrame:
@@ -34,28 +84,11 @@ def drift_for_model(
     """Compare ``current`` rows with the reference of ``name`` (the champion unless ``ref`` says
     otherwise); the model scores the current rows so prediction drift is reported too."""
     registry = ModelRegistry(settings)
-    reference = load_reference(registry, name, ref)
-    config = parse_config(reference.config, source=f"config of {name} v{reference.version}")
-    features = config.feature_columns
-    missing = [c for c in features if c not in current.columns]
+    reference = reference_for(registry, name, ref)
+    missing = [c for c in reference.features if c not in current.columns]
     if missing:
         raise DataError(f"current data lacks feature(s) of {name}: {', '.join(missing)}")
-    kinds: dict[str, str] = {c: config.dataset.columns[c].feature_kind for c in features}
-    overrides = {
-        column: DriftOverride(rule.method, rule.threshold) for column, rule in config.monitoring.drift.items()
-    }
-    scored = current[features].copy()
+    scored = current[reference.features].copy()
     loaded = registry.load(name, reference.version)
     scored[PREDICTION_COLUMN] = Predictor(loaded).predict(current)["prediction"].to_numpy()
-    task_kind = "categorical" if config.dataset.task == "classification" else "numeric"
-    return compute_drift(
-        reference.frame,
-        scored,
-        kinds,
-        model=name,
-        version=reference.version,
-        drift_share=config.monitoring.drift_share,
-        overrides=overrides,
-        prediction_column=PREDICTION_COLUMN,
-        prediction_kind=task_kind,
-    )
+    return drift_against(reference, scored)

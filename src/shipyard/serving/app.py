@@ -24,9 +24,12 @@ from fastapi.staticfiles import StaticFiles
 from shipyard import __version__
 from shipyard.config.settings import Settings, get_settings
 from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.monitoring.reports import DriftReference, reference_for
+from shipyard.registry.models import ModelRegistry
 from shipyard.serving.accesslog import AccessLog
 from shipyard.serving.auth import TokenVerifier
 from shipyard.serving.deps import Services
+from shipyard.serving.drift_watch import DriftWatch, ReferenceLoader
 from shipyard.serving.errors import install_error_handlers
 from shipyard.serving.fastlane import FastLane
 from shipyard.serving.holder import ModelHolder, ServedModel
@@ -97,6 +100,16 @@ async def _flush_every_second(access_log: AccessLog) -> None:
         access_log.flush()
 
 
+async def _watch_drift(watch: DriftWatch, holder: ModelHolder, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        for model in holder.loaded():
+            try:
+                await asyncio.to_thread(watch.compute, model)
+            except Exception:  # the loop must survive anything; the next round tries again
+                log.exception("drift check of %s failed", model.name)
+
+
 async def _follow_aliases(holder: ModelHolder, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -111,8 +124,13 @@ async def _follow_aliases(holder: ModelHolder, interval: float) -> None:
             settle_memory()  # lets the old version's objects go, freezes the new one
 
 
-def create_app(settings: Settings | None = None, holder: ModelHolder | None = None) -> FastAPI:
-    """The service. With ``holder`` given, it serves exactly those models and never touches a registry."""
+def create_app(
+    settings: Settings | None = None,
+    holder: ModelHolder | None = None,
+    drift_references: ReferenceLoader | None = None,
+) -> FastAPI:
+    """The service. With ``holder`` given, it serves exactly those models and never touches a registry
+    (``drift_references`` then says where drift references come from; without it, no drift)."""
     settings = settings or get_settings()
     settings.check_auth()  # refuse to start with auth on and a placeholder secret
     configure_logging(settings.log_level)
@@ -142,6 +160,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
         if holder is None:
             log.info("start-up: %s", await served.refresh())
         settle_memory()
+        tasks: list[asyncio.Task[None]] = []
         services = app.state.services
         services.holder = served
         if settings.prediction_log:
@@ -152,6 +171,21 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
                 on_write=metrics.log_written.inc,
             )
             services.prediction_log.start()
+            references = drift_references
+            if references is None and holder is None:
+                registry = ModelRegistry(settings)
+
+                def references(name: str, version: str) -> DriftReference:
+                    return reference_for(registry, name, version)
+
+            if references is not None:
+                services.drift = DriftWatch(settings, metrics, references)
+                if settings.drift_interval_seconds > 0:
+                    tasks.append(
+                        asyncio.create_task(
+                            _watch_drift(services.drift, served, settings.drift_interval_seconds)
+                        )
+                    )
         tasks = (
             [asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds))] if follow else []
         )

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from shipyard.config.settings import Settings
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.serving.auth import Principal, TokenVerifier
+from shipyard.serving.drift_watch import DriftWatch
 from shipyard.serving.holder import ModelHolder
 from shipyard.serving.metrics import ServiceMetrics
 
@@ -41,6 +42,7 @@ class Services:
     verifier: TokenVerifier | None
     holder: ModelHolder | None = None  # set by the lifespan once models are loaded
     prediction_log: PredictionLog | None = None  # started by the lifespan when enabled
+    drift: DriftWatch | None = None  # with the prediction log and a registry to read references from
 
     @property
     def log_everything(self) -> bool:

@@ -66,6 +66,30 @@ class ServiceMetrics:
             registry=r,
         )
         self.log_written = Counter("shipyard_prediction_log_written", "Predicted rows logged.", registry=r)
+        self.feature_drift_score = Gauge(
+            "shipyard_feature_drift_score",
+            "Latest drift score per feature (a p-value or a distance; see the test label).",
+            ["model", "feature", "test"],
+            registry=r,
+        )
+        self.feature_drifted = Gauge(
+            "shipyard_feature_drifted",
+            "1 when the feature drifted in the latest window.",
+            ["model", "feature"],
+            registry=r,
+        )
+        self.dataset_drift_share = Gauge(
+            "shipyard_dataset_drift_share",
+            "Share of features drifted in the latest window.",
+            ["model"],
+            registry=r,
+        )
+        self.dataset_drift = Gauge(
+            "shipyard_dataset_drift",
+            "1 when the dataset drifted in the latest window.",
+            ["model"],
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._prediction_children: dict[tuple[str, str, str], Any] = {}
         self.registry_check_failures = Counter(

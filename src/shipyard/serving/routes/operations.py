@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from shipyard.serving.deps import AdminScope, HolderDep, MetricsDep
+from shipyard.serving.deps import AdminScope, HolderDep, MetricsDep, services
 from shipyard.serving.memory import settle as _settle_memory
 from shipyard.serving.responses import FastJSONResponse
 
@@ -54,6 +55,26 @@ async def model_detail(name: str, holder: HolderDep) -> dict[str, Any]:
             "checked_at": status.checked_at.isoformat(timespec="seconds") if status.checked_at else None,
         },
     }
+
+
+@router.get(
+    "/models/{name}/drift",
+    summary="The latest drift report of a served model (refresh=true recomputes it from the log now)",
+    responses={404: {"description": "not served, or no report yet"}},
+)
+async def model_drift(
+    name: str, request: Request, holder: HolderDep, refresh: bool = False
+) -> dict[str, Any]:
+    model = holder.get(name)
+    watch = services(request).drift
+    if watch is None:
+        raise HTTPException(404, "drift is not watched here (it needs the prediction log and a registry)")
+    report = await asyncio.to_thread(watch.compute, model) if refresh else watch.reports.get(name)
+    if report is None:
+        raise HTTPException(
+            404, f"no drift report for '{name}' yet: no logged predictions of version {model.version}"
+        )
+    return report.to_dict()
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
