@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS prediction_chunks (
     body BLOB NOT NULL  -- JSON list of requests: request_id, ts, version, variant, features, ...
 );
 CREATE INDEX IF NOT EXISTS prediction_chunks_model_ts ON prediction_chunks (model, last_ts);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    labels BLOB NOT NULL  -- JSON list, one ground-truth label per predicted row
+);
+CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
 """
 
 # request id, time, model, version, variant, features (name -> array, one item per row), predictions,
@@ -67,6 +74,7 @@ class PredictionLog:
         self.queue_size = queue_size
         self.interval = interval
         self._buffer: deque[Entry] = deque()
+        self._feedback: deque[tuple[str, float, list[Any]]] = deque()
         self._on_drop = on_drop or (lambda n: None)
         self._on_write = on_write or (lambda n: None)
         self._stop = threading.Event()
@@ -88,6 +96,10 @@ class PredictionLog:
             return False
         self._buffer.append(entry)
         return True
+
+    def submit_feedback(self, request_id: str, labels: list[Any]) -> None:
+        """Ground truth for a logged request, written with the next drain (kept for retraining)."""
+        self._feedback.append((request_id, time.time(), labels))
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything buffered, then stop the writer."""
@@ -112,6 +124,18 @@ class PredictionLog:
             batch.append(self._buffer.popleft())
         if batch:
             self._write(connection, batch)
+        feedback = []
+        while self._feedback:
+            request_id, ts, labels = self._feedback.popleft()
+            feedback.append((request_id, ts, orjson.dumps(labels, option=_JSON)))
+        if feedback:
+            try:
+                with connection:
+                    connection.executemany(
+                        "INSERT INTO feedback (request_id, ts, labels) VALUES (?, ?, ?)", feedback
+                    )
+            except sqlite3.OperationalError as exc:
+                log.warning("%d feedback records not logged: %s", len(feedback), exc)
 
     def _write(self, connection: sqlite3.Connection, batch: list[Entry]) -> None:
         groups: dict[tuple[str, tuple[str, ...]], list[Entry]] = {}
@@ -207,3 +231,17 @@ def read_log(
     frame = pd.concat(frames[::-1], ignore_index=True)
     frame["_ts"] = frame["_ts"].astype(float)
     return (frame.tail(window) if window else frame).reset_index(drop=True)
+
+
+def read_feedback(path: Path) -> dict[str, list[Any]]:
+    """Logged ground truth by request id (the latest record wins)."""
+    if not path.is_file():
+        return {}
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        return {
+            rid: orjson.loads(labels)
+            for rid, labels in connection.execute("SELECT request_id, labels FROM feedback ORDER BY id")
+        }
+    finally:
+        connection.close()

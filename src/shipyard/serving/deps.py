@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from shipyard.config.settings import Settings
 from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.monitoring.quality import LiveQuality
 from shipyard.serving.auth import Principal, TokenVerifier
 from shipyard.serving.drift_watch import DriftWatch
 from shipyard.serving.holder import ModelHolder
@@ -43,6 +44,7 @@ class Services:
     holder: ModelHolder | None = None  # set by the lifespan once models are loaded
     prediction_log: PredictionLog | None = None  # started by the lifespan when enabled
     drift: DriftWatch | None = None  # with the prediction log and a registry to read references from
+    quality: LiveQuality = field(default_factory=LiveQuality)
 
     @property
     def log_everything(self) -> bool:

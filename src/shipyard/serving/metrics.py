@@ -90,6 +90,20 @@ class ServiceMetrics:
             ["model"],
             registry=r,
         )
+        self.live_quality = Gauge(
+            "shipyard_live_quality",
+            "Rolling quality on ground truth received through /feedback (accuracy, f1_macro, mae, rmse, n).",
+            ["model", "version", "variant", "metric"],
+            registry=r,
+        )
+        self.feedback_rows = Counter(
+            "shipyard_feedback_rows", "Ground-truth labels joined.", ["model"], registry=r
+        )
+        self.feedback_unmatched = Counter(
+            "shipyard_feedback_unmatched",
+            "Feedback for request ids this instance does not remember.",
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._prediction_children: dict[tuple[str, str, str], Any] = {}
         self.registry_check_failures = Counter(

@@ -9,6 +9,7 @@ from collections import Counter
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.inference.records import Batch, batch_rows
+from shipyard.monitoring.quality import Served
 from shipyard.serving.deps import Services
 from shipyard.serving.holder import Prediction, ServedModel
 
@@ -30,6 +31,9 @@ async def score(
         result = model.predict(batch, probabilities)
     else:
         result = await run_in_threadpool(model.predict, batch, probabilities)
+    svc.quality.remember_prediction(
+        request_id, Served(model.name, model.version, model.alias, result.classes is not None, result.values)
+    )
     log = svc.prediction_log
     if log is not None and (svc.log_everything or random.random() < svc.settings.prediction_log_sample_rate):
         latency = (time.perf_counter() - started) * 1e3
