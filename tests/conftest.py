@@ -89,3 +89,16 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
     MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
     return path
+
+
+def shifted_iris_rows(rng: Any, count: int) -> list[dict[str, float]]:
+    """Iris-like rows whose petals are far longer and wider than any in training: drift by design."""
+    return [
+        {
+            "sepal_length": float(rng.normal(5.8, 0.4)),
+            "sepal_width": float(rng.normal(3.0, 0.3)),
+            "petal_length": float(rng.normal(6.5, 0.4)),
+            "petal_width": float(rng.normal(2.4, 0.2)),
+        }
+        for _ in range(count)
+    ]

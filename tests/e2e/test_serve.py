@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import shifted_iris_rows
 from tests.e2e.conftest import SHIPYARD, Runner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -173,15 +174,7 @@ def test_shifted_traffic_is_logged_and_shows_as_drift(server: Server, shipyard: 
     rng = __import__("numpy").random.default_rng(0)
     with httpx.Client(timeout=10) as http:
         for _ in range(60):
-            rows = [
-                {
-                    "sepal_length": float(rng.normal(5.8, 0.4)),
-                    "sepal_width": float(rng.normal(3.0, 0.3)),
-                    "petal_length": float(rng.normal(6.5, 0.5)),  # far above the training range
-                    "petal_width": float(rng.normal(2.4, 0.2)),
-                }
-                for _ in range(5)
-            ]
+            rows = shifted_iris_rows(rng, 5)
             assert http.post(f"{server.url}/predict", json={"records": rows}).status_code == 200
     server.stop()  # graceful shutdown flushes the log
     result = shipyard("drift", "iris", "--window", "300", "-o", "drift.json", "--fail-on-drift")

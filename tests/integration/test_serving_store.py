@@ -15,7 +15,7 @@ from shipyard.data import DataLoader, split_frame
 from shipyard.pipeline import run_training
 from shipyard.registry import ModelRegistry
 from shipyard.serving import create_app
-from tests.conftest import ConfigFactory
+from tests.conftest import ConfigFactory, shifted_iris_rows
 
 pytestmark = pytest.mark.integration
 
@@ -104,15 +104,7 @@ def test_service_watches_drift_over_logged_traffic(settings: Settings, iris_conf
         empty = client.get("/models/iris/drift", params={"refresh": "true"})
         assert empty.status_code == 404 and "no logged predictions" in empty.json()["detail"]
         for _ in range(30):
-            rows = [
-                {
-                    "sepal_length": float(rng.normal(5.8, 0.4)),
-                    "sepal_width": float(rng.normal(3.0, 0.3)),
-                    "petal_length": float(rng.normal(6.5, 0.4)),  # far above the training range
-                    "petal_width": float(rng.normal(2.4, 0.2)),
-                }
-                for _ in range(10)
-            ]
+            rows = shifted_iris_rows(rng, 10)
             assert client.post("/predict", json={"records": rows}).status_code == 200
         time.sleep(0.5)  # the log's writer drains every 0.1 s
         report = client.get("/models/iris/drift", params={"refresh": "true"}).json()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,7 +77,3 @@ class ConsoleReporter:
         if self._status is not None:
             self._status.stop()
             self._status = None
-
-
-def is_interactive() -> bool:
-    return sys.stdout.isatty()

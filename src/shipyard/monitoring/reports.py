@@ -47,11 +47,15 @@ def reference_for(registry: ModelRegistry, name: str, ref: str | None = None) ->
     )
 
 
-def drift_against(reference: DriftReference, current: pd.DataFrame) -> DriftReport:
-    """``current`` must hold the features and a ``_prediction`` column."""
+def require_features(reference: DriftReference, current: pd.DataFrame) -> None:
     missing = [c for c in reference.features if c not in current.columns]
     if missing:
         raise DataError(f"current data lacks feature(s) of {reference.name}: {', '.join(missing)}")
+
+
+def drift_against(reference: DriftReference, current: pd.DataFrame) -> DriftReport:
+    """``current`` must hold the features and a ``_prediction`` column."""
+    require_features(reference, current)
     return compute_drift(
         reference.frame,
         current,
@@ -85,9 +89,7 @@ def drift_for_model(
     otherwise); the model scores the current rows so prediction drift is reported too."""
     registry = ModelRegistry(settings)
     reference = reference_for(registry, name, ref)
-    missing = [c for c in reference.features if c not in current.columns]
-    if missing:
-        raise DataError(f"current data lacks feature(s) of {name}: {', '.join(missing)}")
+    require_features(reference, current)
     scored = current[reference.features].copy()
     loaded = registry.load(name, reference.version)
     scored[PREDICTION_COLUMN] = Predictor(loaded).predict(current)["prediction"].to_numpy()

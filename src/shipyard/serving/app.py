@@ -228,10 +228,3 @@ def create_app(
         access_log=access_log,
     )
     return app
-
-
-def describe_routes(app: FastAPI) -> list[dict[str, Any]]:
-    return [
-        {"path": getattr(r, "path", ""), "methods": sorted(getattr(r, "methods", []) or [])}
-        for r in app.routes
-    ]

@@ -19,10 +19,6 @@ from shipyard.serving.metrics import ServiceMetrics
 ANONYMOUS = Principal("anonymous", frozenset({"predict", "admin", "batch"}))
 
 
-async def get_settings_dep(request: Request) -> Settings:
-    return services(request).settings
-
-
 async def get_holder(request: Request) -> ModelHolder:
     holder = services(request).holder
     assert holder is not None  # set before the app takes requests
@@ -77,12 +73,6 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     return check
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
-PredictScope = Annotated[Principal, Depends(require("predict"))]
 AdminScope = Annotated[Principal, Depends(require("admin"))]
-
-
-def request_id(request: Request) -> str:
-    return str(getattr(request.state, "request_id", ""))
