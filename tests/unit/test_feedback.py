@@ -85,7 +85,7 @@ def test_memory_is_bounded_and_window_rolls() -> None:
     quality = LiveQuality(remember=2, window=3)
     for i in range(3):
         quality.remember_prediction(f"r{i}", Served("m", "1", "champion", True, ["a"]))
-    assert quality.add_feedback("r0", ["a"]) is None  # forgotten: oldest first
+    assert quality.add_feedback("r0", ["a"]) == []  # forgotten: oldest first
     for i in (1, 2):
         quality.add_feedback(f"r{i}", ["b"])
     key = ("m", "1", "champion")

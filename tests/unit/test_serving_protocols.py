@@ -111,7 +111,7 @@ def test_health_ready_models_and_metrics(client: TestClient) -> None:
     client.post("/predict", json={"records": IRIS_ROWS})
     text = client.get("/metrics").text
     assert 'shipyard_http_requests_total{method="POST",route="/predict",status="200"} 1.0' in text
-    assert 'shipyard_predictions_total{label="setosa",model="iris",version="1"}' in text
+    assert 'shipyard_predictions_total{label="setosa",model="iris",variant="champion",version="1"}' in text
     assert 'shipyard_model_info{alias="champion",model="iris",run_id="run-1",version="1"} 1.0' in text
     assert "shipyard_http_request_duration_seconds_bucket" in text
     assert "shipyard_model_load_failures_total" in text or "shipyard_model_load_failures" in text

@@ -11,10 +11,12 @@ import click
 import typer
 
 from shipyard import __version__
+from shipyard.cli import ab as ab_cli
 from shipyard.cli import models as models_cli
 from shipyard.cli.drift import drift
 from shipyard.cli.output import error
 from shipyard.cli.predict import predict
+from shipyard.cli.retrain import retrain
 from shipyard.cli.serve import serve, token_app
 from shipyard.cli.train import train, validate
 from shipyard.errors import ShipyardError
@@ -37,7 +39,12 @@ app.command(help="Serve the registered champions over HTTP (uvicorn + FastAPI)."
 app.command(help="Compare current data with a model's training reference: drift per feature and dataset.")(
     drift
 )
+app.command(
+    help="Retrain a model on its config's data plus labelled feedback; the gate decides promotion. "
+    "--if-drift runs only when the dataset drifted (for the CronJob and CI schedule)."
+)(retrain)
 app.add_typer(models_cli.app, name="models")
+app.add_typer(ab_cli.app, name="ab")
 app.add_typer(token_app, name="token")
 
 _NOISY = ("mlflow", "alembic", "urllib3", "optuna", "git", "httpx")

@@ -77,6 +77,26 @@ class Settings(BaseSettings):
     prediction_log_queue: int = Field(
         10_000, ge=1, description="Requests buffered for the writer; more are dropped (and counted)."
     )
+    ab_mode: Literal["off", "split", "shadow"] = Field(
+        "off",
+        description="A/B test the challenger alias: 'split' answers a share of requests with it, 'shadow' "
+        "scores every request with it too but answers with the champion; 'off' serves the champion only.",
+    )
+    ab_split: float = Field(
+        0.1, ge=0, le=1, description="Share of requests the challenger answers in 'split' mode (0.1 = 90/10)."
+    )
+    ab_models: Annotated[list[str] | None, NoDecode] = Field(
+        None, description="Models under A/B test (comma-separated; default: every served model)."
+    )
+    ab_key_header: str = Field(
+        "X-Shipyard-Key",
+        description="Request header whose value routes sticky (same key, same variant); none: random.",
+    )
+    ab_key_field: str | None = Field(
+        None,
+        description="Or a request field that routes sticky (e.g. user_id): in the record (one-record "
+        "/predict), beside 'records', or in V2 'parameters'; it is not passed to the model.",
+    )
     onnx_regression_rtol: float = Field(
         0.0,
         ge=0,
@@ -92,7 +112,7 @@ class Settings(BaseSettings):
     jwt_audience: str = "shipyard"
     jwt_issuer: str | None = None
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "ab_models", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):
@@ -107,6 +127,10 @@ class Settings(BaseSettings):
     @property
     def prediction_log_file(self) -> Path:
         return self.prediction_log_path or (self.home / "predictions.db").resolve()
+
+    def ab_enabled(self, name: str) -> bool:
+        """Whether ``name`` is under A/B test (its challenger is loaded and routed to)."""
+        return self.ab_mode != "off" and (self.ab_models is None or name in self.ab_models)
 
     @property
     def default_model(self) -> str:

@@ -10,6 +10,8 @@ threshold can be set per feature. The dataset drifts when the share of drifted f
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,9 +78,17 @@ class DriftReport:
     def dataset_drift(self) -> bool:
         return bool(self.features) and self.drifted_share >= self.drift_share
 
+    @property
+    def report_id(self) -> str:
+        """Names this report where a retrain records why it ran: time plus a digest of the content."""
+        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()
+        stamp = self.created_at[:19].replace("-", "").replace(":", "")
+        return f"drift-{self.model or 'data'}-{stamp}-{digest[:8]}"
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(
+            report_id=self.report_id,
             drifted_features=self.drifted_features,
             drifted_share=self.drifted_share,
             dataset_drift=self.dataset_drift,

@@ -193,11 +193,20 @@ def _column(values: Any) -> Any:
     return [None if isinstance(v, float) and v != v else v for v in values.tolist()]
 
 
+SHADOW_VARIANT = "shadow"
+
+
 def read_log(
-    path: Path, model: str, since: float | None = None, window: int | None = None, version: str | None = None
+    path: Path,
+    model: str,
+    since: float | None = None,
+    window: int | None = None,
+    version: str | None = None,
+    include_shadow: bool = False,
 ) -> pd.DataFrame:
     """Logged rows of ``model`` as a frame of features plus ``_prediction``, ``_ts``, ``_version``,
-    ``_variant`` and ``_request_id``, oldest first; ``window`` keeps the latest N rows."""
+    ``_variant`` and ``_request_id``, oldest first; ``window`` keeps the latest N rows. Shadow answers
+    (the same rows again, scored by a challenger) only with ``include_shadow``."""
     if not path.is_file():
         return pd.DataFrame()
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
@@ -220,6 +229,8 @@ def read_log(
                 part = part[part["_ts"].astype(float) >= since]
             if version is not None:
                 part = part[part["_version"] == version]
+            if not include_shadow:
+                part = part[part["_variant"] != SHADOW_VARIANT]
             frames.append(part)
             total += len(part)
             if window and total >= window:
@@ -245,3 +256,24 @@ def read_feedback(path: Path) -> dict[str, list[Any]]:
         }
     finally:
         connection.close()
+
+
+def read_labelled(
+    path: Path, model: str, since: float | None = None, include_shadow: bool = False
+) -> pd.DataFrame:
+    """Logged rows of ``model`` that received ground truth through /feedback, with a ``_label`` column:
+    the rows A/B reports grade and retraining learns from. Labels join by request id and row order."""
+    feedback = read_feedback(path)
+    if not feedback:
+        return pd.DataFrame()
+    rows = read_log(path, model, since=since, include_shadow=include_shadow)
+    if rows.empty:
+        return rows
+    rows = rows[rows["_request_id"].isin(feedback.keys())].reset_index(drop=True)
+    position = rows.groupby(["_request_id", "_variant"], sort=False).cumcount().to_numpy()
+    labels = []
+    for request_id, index in zip(rows["_request_id"], position, strict=True):
+        given = feedback[request_id]
+        labels.append(given[index] if index < len(given) else None)
+    rows["_label"] = labels
+    return rows[rows["_label"].notna()].reset_index(drop=True)

@@ -2,7 +2,8 @@
 
 Recent predictions are kept in memory (bounded, oldest forgotten first) so feedback joins without a
 database read; each (model, version, variant) keeps a rolling window of (prediction, truth) pairs whose
-accuracy and macro F1 (classification) or MAE and RMSE (regression) are recomputed on arrival.
+accuracy and macro F1 (classification) or MAE and RMSE (regression) are recomputed on arrival. A request
+scored in shadow mode is remembered with both answers, so one label grades both variants.
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ class LiveQuality:
     def __init__(self, remember: int = 100_000, window: int = 1000) -> None:
         self.remember = remember
         self.window = window
-        self._recent: OrderedDict[str, Served] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[Served, ...]] = OrderedDict()
         self._pairs: dict[Key, deque[tuple[Any, Any]]] = {}
         self._classifier: dict[Key, bool] = {}
         self._lock = threading.Lock()
 
-    def remember_prediction(self, request_id: str, served: Served) -> None:
+    def remember_prediction(self, request_id: str, *served: Served) -> None:
         with self._lock:
             self._recent[request_id] = served
             if len(self._recent) > self.remember:
@@ -46,21 +47,23 @@ class LiveQuality:
         """How many rows that request predicted, or None when it is not remembered."""
         with self._lock:
             served = self._recent.get(request_id)
-            return None if served is None else len(served.predictions)
+            return None if not served else len(served[0].predictions)
 
-    def add_feedback(self, request_id: str, labels: list[Any]) -> Key | None:
-        """Join ``labels`` (one per predicted row) with the prediction; None when the id is unknown."""
+    def add_feedback(self, request_id: str, labels: list[Any]) -> list[Key]:
+        """Join ``labels`` (one per predicted row) with each answer given to that request; the keys it
+        touched (none when the id is unknown)."""
         with self._lock:
-            served = self._recent.get(request_id)
-            if served is None:
-                return None
-            if len(labels) != len(served.predictions):
-                raise ValueError(f"{len(labels)} label(s) for {len(served.predictions)} predicted row(s)")
-            key = (served.model, served.version, served.variant)
-            pairs = self._pairs.setdefault(key, deque(maxlen=self.window))
-            pairs.extend(zip(served.predictions, labels, strict=True))
-            self._classifier[key] = served.classifier
-            return key
+            answers = self._recent.get(request_id, ())
+            if answers and len(labels) != len(answers[0].predictions):
+                raise ValueError(f"{len(labels)} label(s) for {len(answers[0].predictions)} predicted row(s)")
+            keys = []
+            for served in answers:
+                key = (served.model, served.version, served.variant)
+                pairs = self._pairs.setdefault(key, deque(maxlen=self.window))
+                pairs.extend(zip(served.predictions, labels, strict=True))
+                self._classifier[key] = served.classifier
+                keys.append(key)
+            return keys
 
     def metrics(self, key: Key) -> dict[str, float]:
         with self._lock:

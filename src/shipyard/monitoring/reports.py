@@ -14,7 +14,9 @@ from shipyard.inference.predictor import Predictor
 from shipyard.monitoring.drift import DriftOverride, DriftReport, compute_drift
 from shipyard.monitoring.prediction_log import read_log
 from shipyard.registry.artifacts import PREDICTION_COLUMN
+from shipyard.registry.lineage import TAG_PREFIX
 from shipyard.registry.models import ModelRegistry, load_reference
+from shipyard.training.metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -94,3 +96,12 @@ def drift_for_model(
     loaded = registry.load(name, reference.version)
     scored[PREDICTION_COLUMN] = Predictor(loaded).predict(current)["prediction"].to_numpy()
     return drift_against(reference, scored)
+
+
+def model_task(registry: ModelRegistry, name: str, ref: str | None = None) -> str:
+    """classification or regression, from the primary metric the version was registered with."""
+    info = registry.resolve(name, ref)
+    metric = info.tags.get(f"{TAG_PREFIX}primary_metric", "")
+    if metric not in METRICS:
+        raise DataError(f"{name} v{info.version} records no primary metric; cannot tell its task")
+    return METRICS[metric].task

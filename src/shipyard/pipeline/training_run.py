@@ -89,6 +89,19 @@ class TrainingSummary:
         return out
 
 
+@dataclass
+class RunExtras:
+    """What a retrain adds to a plain run: labelled rows appended to the config's data, tags saying why
+    it ran (on the run and the version), and JSON documents kept with the run (e.g. the drift report)."""
+
+    rows: pd.DataFrame | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    documents: dict[str, Any] = field(default_factory=dict)
+
+
+FEEDBACK_ARTIFACT = "retrain/feedback_rows.parquet"
+
+
 class _Timer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -102,21 +115,30 @@ def run_training(
     settings: Settings,
     reporter: Reporter | None = None,
     base_dir: Path | None = None,
+    extras: RunExtras | None = None,
 ) -> TrainingSummary:
     """Train, track, register and gate one model described by ``config``."""
     report = reporter or NullReporter()
+    extras = extras or RunExtras()
     timer = _Timer()
     ds = config.dataset
 
     t = time.perf_counter()
     report.step("load", ds.source.name or str(ds.source.path))
     loaded = DataLoader(ds.source, base_dir).load()
+    data = loaded.frame
+    added = ""
+    if extras.rows is not None and len(extras.rows):
+        data = pd.concat([data, extras.rows.reindex(columns=data.columns)], ignore_index=True)
+        added = f" + {len(extras.rows)} labelled rows from feedback"
     timer.time("load", t)
-    report.done("load", f"{loaded.frame.shape[0]} rows x {loaded.frame.shape[1]} columns from {loaded.uri}")
+    report.done(
+        "load", f"{loaded.frame.shape[0]} rows x {loaded.frame.shape[1]} columns from {loaded.uri}{added}"
+    )
 
     t = time.perf_counter()
     report.step("validate")
-    frame = DataValidator(ds).check(loaded.frame)
+    frame = DataValidator(ds).check(data)
     timer.time("validate", t)
     report.done("validate", f"{len(frame)} rows passed {len(ds.columns)} column contracts")
 
@@ -131,7 +153,12 @@ def run_training(
     registry = ModelRegistry(settings)
     report.step("track", settings.store_uri)
     experiment_id = tracker.ensure_experiment(experiment)
-    run_tags = {**lineage.tags(), f"{TAG_PREFIX}config_name": config.name, f"{TAG_PREFIX}task": ds.task}
+    run_tags = {
+        **lineage.tags(),
+        f"{TAG_PREFIX}config_name": config.name,
+        f"{TAG_PREFIX}task": ds.task,
+        **extras.tags,
+    }
     report.done("track", f"experiment '{experiment}'")
 
     with tracker.run(run_name=f"{config.name}-train", tags=run_tags) as run_id:
@@ -140,6 +167,10 @@ def run_training(
         params["tuning"] = {k: v for k, v in resolved["tuning"].items() if k != "search_space"}
         tracker.log_params(params)
         tracker.log_dict(resolved, CONFIG_ARTIFACT)
+        for artifact, document in extras.documents.items():
+            tracker.log_dict(document, artifact)
+        if extras.rows is not None and len(extras.rows):
+            tracker.log_frame(extras.rows, FEEDBACK_ARTIFACT)
         tracker.log_dataset(frame, loaded.uri, loaded.name, ds.target, context="training")
         tracker.log_metrics({"rows_train": len(split.X_train), "rows_test": len(split.X_test)})
 
@@ -208,7 +239,11 @@ def run_training(
             logged.model_uri,
             logged.model_id,
             logged.run_id,
-            {**lineage.tags(), f"{TAG_PREFIX}primary_metric": config.evaluation.primary_metric},
+            {
+                **lineage.tags(),
+                f"{TAG_PREFIX}primary_metric": config.evaluation.primary_metric,
+                **extras.tags,
+            },
         ).version
         registry.set_alias(model_name, settings.challenger_alias, version)
         timer.time("register", t)
@@ -297,4 +332,4 @@ def _log_plots(
         tracker.log_dict({str(k): float(v) for k, v in importance.items()}, "feature_importance.json")
 
 
-__all__ = ["TrainingSummary", "reference_sample", "run_training"]
+__all__ = ["RunExtras", "TrainingSummary", "reference_sample", "run_training"]

@@ -142,7 +142,12 @@ def create_app(
             with contextlib.suppress(KeyError):
                 metrics.model_info.remove(old.name, old.version, old.alias, old.loaded.run_id or "")
         metrics.model_info.labels(new.name, new.version, new.alias, new.loaded.run_id or "").set(1)
-        metrics.model_loaded_at.labels(new.name).set(new.loaded_at.timestamp())
+        if new.alias == settings.champion_alias:
+            metrics.model_loaded_at.labels(new.name).set(new.loaded_at.timestamp())
+
+    def on_retire(old: ServedModel) -> None:
+        with contextlib.suppress(KeyError):
+            metrics.model_info.remove(old.name, old.version, old.alias, old.loaded.run_id or "")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -154,8 +159,9 @@ def create_app(
             on_load_failure=lambda name: metrics.load_failures.labels(name).inc(),
             on_check_failure=metrics.registry_check_failures.inc,
             on_swap=on_swap,
+            on_retire=on_retire,
         )
-        for model in served.loaded():  # handed in already loaded
+        for model in [*served.loaded(), *served.challengers()]:  # handed in already loaded
             on_swap(model, None)
         if holder is None:
             log.info("start-up: %s", await served.refresh())
@@ -186,9 +192,8 @@ def create_app(
                             _watch_drift(services.drift, served, settings.drift_interval_seconds)
                         )
                     )
-        tasks = (
-            [asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds))] if follow else []
-        )
+        if follow:
+            tasks.append(asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds)))
         if access_log is not None:
             tasks.append(asyncio.create_task(_flush_every_second(access_log)))
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 
@@ -16,14 +18,29 @@ class Call:
     content_type: str
     authorization: str | None
     request_id: str
+    ab_key: str | None = None  # the A/B routing key from the configured header
+    response_headers: dict[str, str] = field(default_factory=dict)  # set by the handler
+
+    def routing_key(self, container: Any) -> str | None:
+        """The A/B key: the header's, else the configured field taken out of ``container`` (a record, the
+        body beside 'records', V2 parameters) so the model never sees it."""
+        name = self.svc.settings.ab_key_field
+        found = None
+        if name and isinstance(container, MutableMapping) and name in container:
+            found = container.pop(name)
+        if self.ab_key:
+            return self.ab_key
+        return None if found is None else str(found)
 
 
 async def call_from_request(request: Request) -> Call:
     headers = request.headers
+    svc = services(request)
     return Call(
-        services(request),
+        svc,
         await request.body(),
         headers.get("content-type", ""),
         headers.get("authorization"),
         str(getattr(request.state, "request_id", "")),
+        headers.get(svc.settings.ab_key_header),
     )

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from shipyard.config.settings import Settings
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.quality import LiveQuality
+from shipyard.serving.ab import Router
 from shipyard.serving.auth import Principal, TokenVerifier
 from shipyard.serving.drift_watch import DriftWatch
 from shipyard.serving.holder import ModelHolder
@@ -41,6 +42,10 @@ class Services:
     prediction_log: PredictionLog | None = None  # started by the lifespan when enabled
     drift: DriftWatch | None = None  # with the prediction log and a registry to read references from
     quality: LiveQuality = field(default_factory=LiveQuality)
+    router: Router = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.router = Router(self.settings)
 
     @property
     def log_everything(self) -> bool:

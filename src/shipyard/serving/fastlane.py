@@ -77,18 +77,22 @@ class FastLane:
             return
         handler, route, name = matched
         scope["route"] = route
-        content_type, authorization = "", None
+        content_type, authorization, ab_key = "", None, None
+        key_header = self.services.router.header
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value.decode("latin-1")
             elif key == b"authorization":
                 authorization = value.decode("latin-1")
+            elif key == key_header:
+                ab_key = value.decode("latin-1")
         request_id = str(scope.get("state", {}).get("request_id", ""))
         headers: dict[str, str] = {}
         try:
             body = await _read_body(receive)
-            call = Call(self.services, body, content_type, authorization, request_id)
+            call = Call(self.services, body, content_type, authorization, request_id, ab_key)
             status, payload = 200, await handler(call, name)
+            headers = call.response_headers
         except Exception as exc:  # every failure becomes the same answer the FastAPI routes give
             status, answer, headers = problem(scope["path"], exc, request_id)
             if answer is None:  # the client is gone

@@ -130,7 +130,8 @@ Resolver = Callable[[str, str], ModelVersionInfo | None]
 
 
 class ModelHolder:
-    """Holds one ServedModel per configured name; ``refresh`` follows the alias."""
+    """Holds one ServedModel per configured name; ``refresh`` follows the alias. Names under A/B test
+    (``challenger_names``) also hold the version the challenger alias points at, while there is one."""
 
     def __init__(
         self,
@@ -143,11 +144,17 @@ class ModelHolder:
         on_swap: Callable[[ServedModel, ServedModel | None], None] | None = None,
         fast_path: bool = True,
         regression_rtol: float = 0.0,
+        challenger_alias: str = "challenger",
+        challenger_names: list[str] | None = None,
     ) -> None:
         self.fast_path = fast_path
         self.regression_rtol = regression_rtol
         self.names = list(names)
         self.alias = alias
+        self.challenger_alias = challenger_alias
+        self.challenger_names = [n for n in challenger_names or [] if n in self.names]
+        self._challengers: dict[str, ServedModel] = {}
+        self._on_retire: Callable[[ServedModel], None] = lambda old: None
         self._loader = loader
         self._resolver = resolver
         self._on_load_failure = on_load_failure or (lambda name: None)
@@ -163,8 +170,12 @@ class ModelHolder:
         on_load_failure: Callable[[str], None],
         on_check_failure: Callable[[], None],
         on_swap: Callable[[ServedModel, ServedModel | None], None],
+        on_retire: Callable[[ServedModel], None] | None = None,
     ) -> None:
-        """Add observers (the service's metrics) next to the ones given at construction."""
+        """Add observers (the service's metrics) next to the ones given at construction; ``on_retire``
+        hears of a challenger that stopped being served (its alias moved away)."""
+        if on_retire is not None:
+            self._on_retire = on_retire
         before_load, before_check, before_swap = self._on_load_failure, self._on_check_failure, self._on_swap
 
         def load_failed(name: str) -> None:
@@ -191,15 +202,23 @@ class ModelHolder:
             resolver=registry.version_by_alias,
             fast_path=settings.fast_path,
             regression_rtol=settings.onnx_regression_rtol,
+            challenger_alias=settings.challenger_alias,
+            challenger_names=[n for n in settings.models if settings.ab_enabled(n)],
         )
 
     @classmethod
-    def of(cls, *models: ServedModel) -> ModelHolder:
+    def of(cls, *models: ServedModel, challengers: tuple[ServedModel, ...] = ()) -> ModelHolder:
         """A holder around models already loaded (tests, embedding); it never checks a registry."""
         holder = cls(
-            [m.name for m in models], models[0].alias if models else "champion", _no_loader, _no_resolver
+            [m.name for m in models],
+            models[0].alias if models else "champion",
+            _no_loader,
+            _no_resolver,
+            challenger_alias=challengers[0].alias if challengers else "challenger",
+            challenger_names=[m.name for m in challengers],
         )
         holder._models = {m.name: m for m in models}
+        holder._challengers = {m.name: m for m in challengers}
         return holder
 
     # --- reading -------------------------------------------------------------------------------
@@ -217,14 +236,21 @@ class ModelHolder:
     def loaded(self) -> list[ServedModel]:
         return [self._models[n] for n in self.names if n in self._models]
 
+    def challenger(self, name: str) -> ServedModel | None:
+        """The challenger of ``name`` when it is under A/B test and its challenger alias is set."""
+        return self._challengers.get(name)
+
+    def challengers(self) -> list[ServedModel]:
+        return [self._challengers[n] for n in self.names if n in self._challengers]
+
     @property
     def ready(self) -> bool:
         return bool(self.names) and all(n in self._models for n in self.names)
 
     # --- changing --------------------------------------------------------------------------------
-    def _load(self, name: str, ref: str) -> ServedModel:
+    def _load(self, name: str, ref: str, alias: str) -> ServedModel:
         loaded = self._loader(name, ref)
-        served = ServedModel(loaded, self.alias, datetime.now(tz=UTC), self.fast_path, self.regression_rtol)
+        served = ServedModel(loaded, alias, datetime.now(tz=UTC), self.fast_path, self.regression_rtol)
         started = time.perf_counter()
         served.warm_up()
         log.info(
@@ -243,7 +269,44 @@ class ModelHolder:
             outcome: dict[str, str] = {}
             for name in self.names:
                 outcome[name] = await asyncio.to_thread(self._refresh_one, name)
+            for name in self.challenger_names:
+                key = f"{name}@{self.challenger_alias}"
+                outcome[key] = await asyncio.to_thread(self._refresh_challenger, name)
             return outcome
+
+    def _refresh_challenger(self, name: str) -> str:
+        """Like the champion, except that a challenger whose alias went away stops being served (the
+        gate clears the alias when it promotes, which ends the test)."""
+        current = self._challengers.get(name)
+        try:
+            target = self._resolver(name, self.challenger_alias)
+        except RegistryError as exc:
+            self._on_check_failure()
+            log.warning("registry check failed, keeping the challenger loaded: %s", exc)
+            return "registry unreachable"
+        if target is None:
+            if current is None:
+                return "no challenger"
+            del self._challengers[name]
+            self._on_retire(current)
+            return f"challenger version {current.version} retired (alias gone)"
+        if current is not None and current.version == target.version:
+            return "unchanged"
+        champion = self._models.get(name)
+        if champion is not None and champion.version == target.version:
+            if current is not None:
+                del self._challengers[name]
+                self._on_retire(current)
+            return "challenger is the champion; nothing to test"
+        try:
+            fresh = self._load(name, target.version, self.challenger_alias)
+        except (ShipyardError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._on_load_failure(name)
+            log.error("loading challenger %s v%s failed: %s", name, target.version, exc)
+            return "load failed"
+        self._challengers[name] = fresh
+        self._on_swap(fresh, current)
+        return f"loaded version {fresh.version}" + (f" (was {current.version})" if current else "")
 
     def _refresh_one(self, name: str) -> str:
         current = self._models.get(name)
@@ -261,7 +324,7 @@ class ModelHolder:
         if current is not None and current.version == target.version:
             return "unchanged"
         try:
-            fresh = self._load(name, target.version)
+            fresh = self._load(name, target.version, self.alias)
         except (ShipyardError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             self.errors[name] = f"loading version {target.version} failed: {exc}"
             self._on_load_failure(name)

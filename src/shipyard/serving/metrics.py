@@ -31,8 +31,22 @@ class ServiceMetrics:
         self.in_flight = Gauge("shipyard_http_requests_in_flight", "Requests being served now.", registry=r)
         self.predictions = Counter(
             "shipyard_predictions",
-            "Predicted rows by model, version and (for classifiers) class.",
-            ["model", "version", "label"],
+            "Predicted rows by model, version, A/B variant (champion, challenger, shadow) and (for "
+            "classifiers) class.",
+            ["model", "version", "variant", "label"],
+            registry=r,
+        )
+        self.model_seconds = Histogram(
+            "shipyard_model_latency_seconds",
+            "Time the model took to predict a request, by model and A/B variant.",
+            ["model", "variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "shipyard_shadow_errors",
+            "Shadow (challenger) predictions that failed; the champion's answer went out regardless.",
+            ["model"],
             registry=r,
         )
         self.prediction_values = Histogram(
@@ -105,7 +119,8 @@ class ServiceMetrics:
             registry=r,
         )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._prediction_children: dict[tuple[str, str, str], Any] = {}
+        self._prediction_children: dict[tuple[str, str, str, str], Any] = {}
+        self._latency_children: dict[tuple[str, str], Any] = {}
         self.registry_check_failures = Counter(
             "shipyard_registry_check_failures", "Alias checks that could not reach the registry.", registry=r
         )
@@ -120,12 +135,19 @@ class ServiceMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def predicted(self, model: str, version: str, label: str, count: int) -> None:
-        key = (model, version, label)
+    def predicted(self, model: str, version: str, variant: str, label: str, count: int) -> None:
+        key = (model, version, variant, label)
         child = self._prediction_children.get(key)
         if child is None:
-            child = self._prediction_children[key] = self.predictions.labels(model, version, label)
+            child = self._prediction_children[key] = self.predictions.labels(*key)
         child.inc(count)
+
+    def model_latency(self, model: str, variant: str, seconds: float) -> None:
+        key = (model, variant)
+        child = self._latency_children.get(key)
+        if child is None:
+            child = self._latency_children[key] = self.model_seconds.labels(*key)
+        child.observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -96,14 +96,14 @@ async def feedback(request: Request) -> dict[str, Any]:
             )
     matched, unmatched, touched = 0, [], set()
     for request_id, labels in items:
-        key = quality.add_feedback(request_id, labels)
-        if key is None:
+        keys = quality.add_feedback(request_id, labels)
+        if not keys:
             unmatched.append(request_id)
             metrics.feedback_unmatched.inc()
             continue
         matched += len(labels)
-        touched.add(key)
-        metrics.feedback_rows.labels(key[0]).inc(len(labels))
+        touched.update(keys)
+        metrics.feedback_rows.labels(keys[0][0]).inc(len(labels))
         if svc.prediction_log is not None:
             svc.prediction_log.submit_feedback(request_id, labels)
     live = {}

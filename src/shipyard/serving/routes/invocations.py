@@ -17,7 +17,7 @@ from shipyard.serving.parsing import (
     require_media_type,
 )
 from shipyard.serving.responses import FastJSONResponse
-from shipyard.serving.routes.scoring import score
+from shipyard.serving.routes.scoring import route_for, score
 
 router = APIRouter(tags=["mlflow"])
 
@@ -65,18 +65,20 @@ _BODY = {
     openapi_extra=_BODY,
 )
 async def invocations(request: Request) -> FastJSONResponse:
-    return FastJSONResponse(await handle_invocations(await call_from_request(request)))
+    call = await call_from_request(request)
+    return FastJSONResponse(await handle_invocations(call), headers=call.response_headers)
 
 
 async def handle_invocations(call: Call) -> dict[str, Any]:
     svc = call.svc
     authorize(call.authorization, svc, "predict")
     kind = require_media_type(call.content_type, (*JSON_TYPES, *CSV_TYPES))
-    assert svc.holder is not None
-    model = svc.holder.get(svc.settings.default_model)
-    if kind in CSV_TYPES:
+    body = None if kind in CSV_TYPES else parse_json(call.body)
+    route = route_for(call, svc.settings.default_model)  # the key: header only (the body is MLflow's)
+    model = route.model
+    if body is None:
         batch = batch_from_csv(model.schema, call.body, svc.settings.max_rows)
     else:
-        batch = batch_from_mlflow_json(model.schema, parse_json(call.body), svc.settings.max_rows)
-    result = await score(model, batch, svc, call.request_id, probabilities=False)
+        batch = batch_from_mlflow_json(model.schema, body, svc.settings.max_rows)
+    result = await score(route, batch, call, probabilities=False)
     return {"predictions": result.values}

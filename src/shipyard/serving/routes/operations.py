@@ -44,11 +44,19 @@ async def list_models(holder: HolderDep) -> dict[str, Any]:
 
 
 @router.get("/models/{name}", summary="One served model: version, alias, run, metrics, signature, lineage")
-async def model_detail(name: str, holder: HolderDep) -> dict[str, Any]:
+async def model_detail(name: str, request: Request, holder: HolderDep) -> dict[str, Any]:
     model = holder.get(name)
     status = holder.registry
+    settings = services(request).settings
+    challenger = holder.challenger(name)
     return {
         **model.describe(),
+        "ab_test": {
+            "mode": settings.ab_mode if settings.ab_enabled(name) else "off",
+            "split": settings.ab_split,
+            "key": {"header": settings.ab_key_header, "field": settings.ab_key_field},
+            "challenger": challenger.describe() if challenger else None,
+        },
         "registry": {
             "reachable": status.reachable,
             "error": status.error,

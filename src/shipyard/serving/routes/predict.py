@@ -16,7 +16,7 @@ from shipyard.serving.parsing import (
     require_media_type,
 )
 from shipyard.serving.responses import FastJSONResponse
-from shipyard.serving.routes.scoring import score
+from shipyard.serving.routes.scoring import route_for, score
 
 router = APIRouter(tags=["predict"])
 
@@ -74,16 +74,17 @@ async def handle_predict(call: Call, name: str | None) -> dict[str, Any]:
     authorize(call.authorization, svc, "predict")
     require_media_type(call.content_type, JSON_TYPES)
     body = parse_json(call.body)
-    assert svc.holder is not None
-    # this request keeps this version to the end, whatever swaps meanwhile
-    model = svc.holder.get(name or svc.settings.default_model)
+    # the routed variant: this request keeps that version to the end, whatever swaps meanwhile
+    route = route_for(call, name or svc.settings.default_model, body)
+    model = route.model
     records, loc = records_from_predict_body(body)
     batch = batch_from_records(model.schema, records, loc, svc.settings.max_rows)
-    result = await score(model, batch, svc, call.request_id)
+    result = await score(route, batch, call)
     answer: dict[str, Any] = {
         "model": model.name,
         "version": model.version,
         "alias": model.alias,
+        "variant": route.variant,
         "request_id": call.request_id,
         "predictions": result.values,
     }
@@ -99,7 +100,8 @@ async def handle_predict(call: Call, name: str | None) -> dict[str, Any]:
     response_class=FastJSONResponse,
 )
 async def predict_default(request: Request) -> FastJSONResponse:
-    return FastJSONResponse(await handle_predict(await call_from_request(request), None))
+    call = await call_from_request(request)
+    return FastJSONResponse(await handle_predict(call, None), headers=call.response_headers)
 
 
 @router.post(
@@ -109,4 +111,5 @@ async def predict_default(request: Request) -> FastJSONResponse:
     response_class=FastJSONResponse,
 )
 async def predict_named(name: str, request: Request) -> FastJSONResponse:
-    return FastJSONResponse(await handle_predict(await call_from_request(request), name))
+    call = await call_from_request(request)
+    return FastJSONResponse(await handle_predict(call, name), headers=call.response_headers)

@@ -11,7 +11,7 @@ from shipyard.serving.calls import Call, call_from_request
 from shipyard.serving.deps import HolderDep, authorize
 from shipyard.serving.parsing import JSON_TYPES, batch_from_v2, parse_json, require_media_type, v2_datatype
 from shipyard.serving.responses import FastJSONResponse
-from shipyard.serving.routes.scoring import score
+from shipyard.serving.routes.scoring import route_for, score
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 
@@ -60,7 +60,8 @@ async def model_ready(name: str, holder: HolderDep) -> dict[str, Any]:
 
 @router.post("/models/{name}/infer", summary="Inference (scope: predict)", response_class=FastJSONResponse)
 async def infer(name: str, request: Request) -> FastJSONResponse:
-    return FastJSONResponse(await handle_infer(await call_from_request(request), name))
+    call = await call_from_request(request)
+    return FastJSONResponse(await handle_infer(call, name), headers=call.response_headers)
 
 
 async def handle_infer(call: Call, name: str) -> dict[str, Any]:
@@ -68,10 +69,11 @@ async def handle_infer(call: Call, name: str) -> dict[str, Any]:
     authorize(call.authorization, svc, "predict")
     require_media_type(call.content_type, JSON_TYPES)
     body = parse_json(call.body)
-    assert svc.holder is not None
-    model = svc.holder.get(name)
+    parameters = body.get("parameters") if isinstance(body, dict) else None
+    route = route_for(call, name, parameters)
+    model = route.model
     batch = batch_from_v2(model.schema, body, svc.settings.max_rows)
-    result = await score(model, batch, svc, call.request_id)
+    result = await score(route, batch, call)
     rows = len(result.values)
     outputs: list[dict[str, Any]] = [
         {
@@ -96,5 +98,6 @@ async def handle_infer(call: Call, name: str) -> dict[str, Any]:
         "model_name": model.name,
         "model_version": model.version,
         "id": str(given) if given is not None else call.request_id,
+        "parameters": {"variant": route.variant},
         "outputs": outputs,
     }

@@ -1,0 +1,79 @@
+"""``shipyard retrain``: rerun training on new data and let the gate decide (what the CronJob calls)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.output import ConsoleReporter, console, write_json
+from shipyard.cli.train import OutputOption
+from shipyard.config.settings import get_settings
+from shipyard.errors import ConfigError
+
+
+def retrain(
+    name: Annotated[str, typer.Argument(help="Registered model name, e.g. housing.")],
+    if_drift: Annotated[
+        bool,
+        typer.Option(
+            "--if-drift",
+            help="Only when the dataset drifted: per --drift-report, or a report computed now from the "
+            "prediction log.",
+        ),
+    ] = False,
+    drift_report: Annotated[
+        Path | None,
+        typer.Option("--drift-report", help="A drift report written by `shipyard drift -o` to decide on."),
+    ] = None,
+    window: Annotated[
+        int, typer.Option(min=10, help="Latest logged rows the drift check looks at.")
+    ] = 10_000,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Pipeline config (default: the one the champion was trained with)."
+        ),
+    ] = None,
+    output: OutputOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
+) -> None:
+    from shipyard.monitoring.retrain import retrain as run_retrain
+    from shipyard.pipeline import load_pipeline_config
+
+    if drift_report is not None and not if_drift:
+        raise ConfigError("--drift-report only applies with --if-drift")
+    report = None
+    if drift_report is not None:
+        try:
+            report = json.loads(drift_report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--drift-report {drift_report}: cannot read a JSON report ({exc})") from None
+    cfg = load_pipeline_config(config) if config else None
+    reporter = ConsoleReporter(quiet=quiet)
+    try:
+        outcome = run_retrain(get_settings(), name, cfg, if_drift, report, window, reporter)
+    finally:
+        reporter.close()
+    summary = outcome.summary
+    if summary is None:
+        console.print(f"[cyan]skipped[/]: {outcome.reason}", soft_wrap=True)
+    else:
+        verdict = "[green]promoted to champion[/]" if summary.promoted else "[yellow]kept as challenger[/]"
+        console.print(
+            f"\n[bold]{summary.model_name}[/] version {summary.version} — {verdict}\n"
+            f"  why      {outcome.reason}\n"
+            f"  gate     {summary.decision.reason}\n"
+            f"  aliases  {', '.join(summary.aliases) or '-'}\n"
+            f"  metrics  " + "  ".join(f"{k}={v:.4f}" for k, v in summary.metrics.items()),
+            soft_wrap=True,
+        )
+        if outcome.feedback_rejected:
+            console.print(
+                f"[yellow]{outcome.feedback_rejected} feedback label(s) did not fit the target and were "
+                "left out[/]"
+            )
+    if output:
+        write_json(output, outcome.to_dict())

@@ -1,0 +1,136 @@
+"""Automated retraining: the training pipeline rerun on the config's data plus the labelled rows that
+came back through /feedback, registered as challenger through the same promotion gate.
+
+``if_drift`` makes it run only when the dataset drifted: in the latest report given (a JSON file from
+``shipyard drift -o``) or in one computed now from the prediction log. Why it ran (trigger, drift
+report id, feedback rows) is recorded as tags on the run and the version, and the drift report is kept
+with the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from shipyard.config.loading import parse_config
+from shipyard.config.pipeline import PipelineConfig
+from shipyard.config.settings import Settings
+from shipyard.errors import DataError
+from shipyard.monitoring.prediction_log import read_labelled, read_log
+from shipyard.monitoring.reports import drift_for_model
+from shipyard.pipeline.progress import Reporter
+from shipyard.pipeline.training_run import RunExtras, TrainingSummary, run_training
+from shipyard.registry.lineage import TAG_PREFIX
+from shipyard.registry.models import ModelRegistry, load_reference
+
+log = logging.getLogger(__name__)
+
+TRIGGER_TAG = f"{TAG_PREFIX}retrain.trigger"
+DRIFT_REPORT_TAG = f"{TAG_PREFIX}retrain.drift_report"
+FEEDBACK_ROWS_TAG = f"{TAG_PREFIX}retrain.feedback_rows"
+FEEDBACK_HASH_TAG = f"{TAG_PREFIX}retrain.feedback_hash"
+DRIFT_ARTIFACT = "retrain/drift_report.json"
+
+
+@dataclass
+class RetrainOutcome:
+    model: str
+    ran: bool
+    reason: str
+    trigger: str  # manual | drift
+    drift_report_id: str | None = None
+    drift_share: float | None = None
+    feedback_rows: int = 0
+    feedback_rejected: int = 0
+    summary: TrainingSummary | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "summary"}
+        out["training"] = self.summary.to_dict() if self.summary else None
+        return out
+
+
+def feedback_rows(settings: Settings, name: str, config: PipelineConfig) -> tuple[pd.DataFrame, int]:
+    """Logged rows of ``name`` that got ground truth, as training rows (features + target), and how
+    many were left out because their label does not fit the target's contract."""
+    labelled = read_labelled(settings.prediction_log_file, name)
+    if labelled.empty:
+        return pd.DataFrame(), 0
+    target = config.dataset.target
+    spec = config.dataset.columns[target]
+    features = [c for c in config.feature_columns if c in labelled.columns]
+    frame = labelled[features].copy()
+    labels = labelled["_label"]
+    if config.dataset.task == "regression" or spec.dtype in ("int", "float"):
+        values = pd.to_numeric(labels, errors="coerce")
+        keep = values.notna()
+        if spec.min is not None:
+            keep &= values >= spec.min
+        if spec.max is not None:
+            keep &= values <= spec.max
+        frame[target] = values
+    else:
+        frame[target] = labels.astype(str)
+        keep = frame[target].isin([str(a) for a in spec.allowed]) if spec.allowed else labels.notna()
+    rejected = int((~keep).sum())
+    if rejected:
+        log.warning("%d feedback label(s) of %s do not fit the target contract; left out", rejected, name)
+    return frame[keep.to_numpy()].reset_index(drop=True), rejected
+
+
+def retrain(
+    settings: Settings,
+    name: str,
+    config: PipelineConfig | None = None,
+    if_drift: bool = False,
+    drift_report: dict[str, Any] | None = None,
+    window: int = 10_000,
+    reporter: Reporter | None = None,
+) -> RetrainOutcome:
+    """Retrain ``name`` (with its champion's recorded config unless ``config`` is given)."""
+    registry = ModelRegistry(settings)
+    trigger = "drift" if if_drift else "manual"
+    outcome = RetrainOutcome(name, False, "", trigger)
+    documents: dict[str, Any] = {}
+    if if_drift:
+        if drift_report is None:
+            rows = read_log(settings.prediction_log_file, name, window=window)
+            if rows.empty:
+                outcome.reason = (
+                    f"no logged predictions of '{name}' in {settings.prediction_log_file}: nothing says "
+                    "the data drifted"
+                )
+                return outcome
+            drift_report = drift_for_model(settings, name, rows).to_dict()
+        if "dataset_drift" not in drift_report:
+            raise DataError("the drift report has no 'dataset_drift' (expected `shipyard drift -o` JSON)")
+        outcome.drift_report_id = str(drift_report.get("report_id", "unnamed"))
+        outcome.drift_share = drift_report.get("drifted_share")
+        if not drift_report["dataset_drift"]:
+            outcome.reason = (
+                f"no dataset drift in {outcome.drift_report_id} (share {outcome.drift_share}); nothing to do"
+            )
+            return outcome
+        documents[DRIFT_ARTIFACT] = drift_report
+    if config is None:
+        recorded = load_reference(registry, name)
+        config = parse_config(recorded.config, source=f"config of {name} v{recorded.version}")
+    extra, outcome.feedback_rejected = feedback_rows(settings, name, config)
+    outcome.feedback_rows = len(extra)
+    tags = {TRIGGER_TAG: trigger, FEEDBACK_ROWS_TAG: str(len(extra))}
+    if outcome.drift_report_id:
+        tags[DRIFT_REPORT_TAG] = outcome.drift_report_id
+    if len(extra):
+        digest = pd.util.hash_pandas_object(extra, index=False).to_numpy().tobytes()
+        tags[FEEDBACK_HASH_TAG] = hashlib.sha256(digest).hexdigest()
+    if settings.model_name is None and config.model_name != name:
+        settings = settings.model_copy(update={"model_name": name})
+    outcome.summary = run_training(config, settings, reporter, extras=RunExtras(extra, tags, documents))
+    outcome.ran = True
+    why = f"dataset drift in {outcome.drift_report_id}" if if_drift else "asked to"
+    outcome.reason = f"retrained because of {why} with {len(extra)} feedback row(s)"
+    return outcome
