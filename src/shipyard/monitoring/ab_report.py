@@ -104,6 +104,17 @@ def compare_variants(
             "the service with SHIPYARD_AB_MODE=split or shadow and send ground truth to POST /feedback",
         )
     challenger = latest[other_name]
+    if mode == "shadow":  # grade the champion on the same requests the shadow answered, nothing else
+        paired = champion[champion["_request_id"].isin(set(challenger["_request_id"]))]
+        if len(paired) < len(champion):
+            notes.append(f"champion graded on the {len(paired)} rows the shadow also answered")
+        champion = paired
+        variants[0] = VariantQuality(
+            CHAMPION,
+            variants[0].version,
+            len(paired),
+            _quality(task, paired["_prediction"], paired["_label"]),
+        )
     short = [f"{name} has {len(rows)}" for name, rows in ((CHAMPION, champion), (other_name, challenger))]
     if min(len(champion), len(challenger)) < min_rows:
         return report(
