@@ -45,7 +45,9 @@ async def score(route: Route, batch: Batch, call: Call, probabilities: bool = Tr
     else:
         result = await run_in_threadpool(model.predict, batch, probabilities)
     seconds = time.perf_counter() - started
-    served = Served(model.name, model.version, route.variant, result.classes is not None, result.values)
+    served = Served(
+        model.name, model.version, route.variant, result.classes is not None, tuple(result.values)
+    )
     # one sampling draw per request, so a logged request has both its variants' answers
     logged = svc.log_everything or random.random() < svc.settings.prediction_log_sample_rate
     if route.shadow is None:
@@ -76,7 +78,7 @@ def _shadow(
         svc.quality.remember_prediction(request_id, primary)
         return
     seconds = time.perf_counter() - started
-    shadow = Served(model.name, model.version, SHADOW, result.classes is not None, result.values)
+    shadow = Served(model.name, model.version, SHADOW, result.classes is not None, tuple(result.values))
     svc.quality.remember_prediction(request_id, primary, shadow)
     _record(svc, model, SHADOW, batch, result, request_id, seconds, logged)
 
