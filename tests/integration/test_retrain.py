@@ -23,7 +23,7 @@ from shipyard.monitoring.retrain import (
     retrain,
 )
 from shipyard.pipeline import run_training
-from shipyard.pipeline.training_run import FEEDBACK_ARTIFACT
+from shipyard.pipeline.steps import FEEDBACK_ARTIFACT
 from shipyard.registry import ModelRegistry
 from tests.conftest import ConfigFactory, shifted_iris_rows
 

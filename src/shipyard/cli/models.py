@@ -73,3 +73,119 @@ def promote(
     info = registry.promote(name, version, reason, by)
     previous = f" (was version {before.version})" if before and before.version != info.version else ""
     console.print(f"[green]✓[/] {name} version {info.version} is now '{settings.champion_alias}'{previous}")
+
+
+REPRODUCE_MISMATCH_EXIT = 11
+
+
+@app.command(
+    help="Where a version came from: data file and hash, DVC stage, config, code commit, run, metrics, "
+    "aliases, and who promoted it and why."
+)
+def lineage(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version number or alias (e.g. 3, champion).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write JSON to this file.")
+    ] = None,
+) -> None:
+    from shipyard.registry import ModelRegistry
+    from shipyard.registry.lineage import TAG_PREFIX
+    from shipyard.registry.models import AT_TAG, BY_TAG, DECISION_TAG, REASON_TAG
+
+    info = ModelRegistry(get_settings()).resolve(name, version)
+    tags = info.tags
+
+    def tag(key: str) -> str:
+        return tags.get(f"{TAG_PREFIX}{key}", "-")
+
+    chain = [
+        ("data", f"{tag('data_uri')} (sha256 {tag('data_hash')[:16]}…)"),
+        ("runner", tag("runner") + (f", DVC stage {tag('dvc_stage')}" if tag("dvc_stage") != "-" else "")),
+        ("config", f"{tag('config_name')} (sha256 {tag('config_hash')[:16]}…)"),
+        (
+            "code",
+            f"commit {tag('git_commit')[:12]} (dirty: {tag('git_dirty')}), shipyard {tag('package_version')}",
+        ),
+        ("run", info.run_id or "-"),
+        (
+            "metrics",
+            "  ".join(
+                f"{k.removeprefix('test_')}={v:.4g}" for k, v in info.metrics.items() if k.startswith("test_")
+            ),
+        ),
+        (
+            "retrain",
+            f"{tag('retrain.trigger')} (drift report {tag('retrain.drift_report')}, "
+            f"{tag('retrain.feedback_rows')} feedback rows)"
+            if tag("retrain.trigger") != "-"
+            else "-",
+        ),
+        ("aliases", ", ".join(info.aliases) or "-"),
+        (
+            "decision",
+            f"{tags.get(DECISION_TAG, '-')} by {tags.get(BY_TAG, '-')} at {tags.get(AT_TAG, '-')}: "
+            f"{tags.get(REASON_TAG, '-')}",
+        ),
+    ]
+    console.print(f"[bold]Lineage of {name} version {info.version}[/]")
+    for key, value in chain:
+        console.print(f"  {key:<9} {value}", soft_wrap=True, highlight=False)
+    if output:
+        write_json(
+            output,
+            {
+                "name": name,
+                "version": info.version,
+                "run_id": info.run_id,
+                "aliases": info.aliases,
+                "created_at": info.created_at.isoformat(timespec="seconds"),
+                "metrics": info.metrics,
+                "tags": tags,
+            },
+        )
+
+
+@app.command(
+    help="Retrain a version from the config and data it recorded (nothing is registered) and check the "
+    f"metrics match; refuses when the data changed. Exits {REPRODUCE_MISMATCH_EXIT} when they differ."
+)
+def reproduce(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version number or alias.")],
+    tolerance: Annotated[
+        float, typer.Option(min=0.0, help="Relative (and absolute) difference accepted per metric.")
+    ] = 1e-9,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write JSON to this file.")
+    ] = None,
+) -> None:
+    from shipyard.pipeline.reproduce import reproduce as run_reproduce
+
+    result = run_reproduce(get_settings(), name, version, tolerance)
+    rows = [
+        [
+            c.metric,
+            f"{c.recorded:.6g}",
+            f"{c.reproduced:.6g}",
+            f"{c.difference:+.3g}",
+            "yes" if c.matches else "[red]no[/]",
+        ]
+        for c in result.checks
+    ]
+    console.print(
+        table(
+            f"Reproducing {name} version {result.version} from {result.data_uri}",
+            ["metric", "recorded", "reproduced", "difference", "match"],
+            rows,
+        )
+    )
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/]", soft_wrap=True)
+    if output:
+        write_json(output, result.to_dict())
+    if result.matches:
+        console.print(f"[green]✓[/] reproduced: every metric within {tolerance:g}")
+    else:
+        console.print(f"[red]✗[/] not reproduced (tolerance {tolerance:g})")
+        raise typer.Exit(REPRODUCE_MISMATCH_EXIT)

@@ -23,7 +23,8 @@ from shipyard.errors import DataError
 from shipyard.monitoring.prediction_log import read_labelled, read_log
 from shipyard.monitoring.reports import drift_for_model
 from shipyard.pipeline.progress import Reporter
-from shipyard.pipeline.training_run import RunExtras, TrainingSummary, run_training
+from shipyard.pipeline.steps import FEEDBACK_ROWS_TAG, RunExtras
+from shipyard.pipeline.training_run import TrainingSummary, run_training
 from shipyard.registry.lineage import TAG_PREFIX
 from shipyard.registry.models import ModelRegistry, load_reference
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 TRIGGER_TAG = f"{TAG_PREFIX}retrain.trigger"
 DRIFT_REPORT_TAG = f"{TAG_PREFIX}retrain.drift_report"
-FEEDBACK_ROWS_TAG = f"{TAG_PREFIX}retrain.feedback_rows"
 FEEDBACK_HASH_TAG = f"{TAG_PREFIX}retrain.feedback_hash"
 DRIFT_ARTIFACT = "retrain/drift_report.json"
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from shipyard.config.settings import Settings
@@ -205,6 +206,47 @@ class ModelRegistry:
         self.set_alias(name, self.settings.champion_alias, target.version)
         self.record_decision(name, target.version, "promoted (manual)", reason, who)
         return self.get_version(name, target.version)
+
+    def run_document(self, run_id: str, artifact: str) -> dict[str, Any]:
+        """A JSON artifact of a run (e.g. the resolved config it trained with)."""
+        import mlflow
+
+        with _mlflow_errors(f"artifact '{artifact}' of run {run_id}", self.store):
+            document: dict[str, Any] = mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact}")
+        return document
+
+    def run_frame(self, run_id: str, artifact: str) -> Any:
+        """A Parquet artifact of a run as a DataFrame."""
+        import tempfile
+
+        import mlflow
+        import pandas as pd
+
+        where = f"artifact '{artifact}' of run {run_id}"
+        with _mlflow_errors(where, self.store), tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{artifact}", dst_path=tmp)
+            return pd.read_parquet(path)
+
+    def export(self, name: str, ref: str | None, destination: Path) -> ModelVersionInfo:
+        """Copy a version's model folder (MLmodel, model.pkl, requirements) to ``destination``, replacing
+        it whole: a failed download leaves the old folder as it was."""
+        import shutil
+        import tempfile
+
+        import mlflow
+
+        info = self.resolve(name, ref)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=destination.parent) as tmp:
+            with _mlflow_errors(f"model '{name}' version {info.version}", self.store):
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}/{info.version}", dst_path=tmp
+                )
+            if destination.exists():
+                shutil.rmtree(destination)
+            Path(tmp).rename(destination)
+            Path(tmp).mkdir()  # TemporaryDirectory removes it again
+        return info
 
     def load(self, name: str, ref: str | None = None) -> LoadedModel:
         """Load a registered version back as the scikit-learn Pipeline that was logged, with its

@@ -158,6 +158,14 @@ class ExperimentTracker:
         with mlflow.start_run(run_name=run_name, tags=tags, nested=nested) as active:
             yield str(active.info.run_id)
 
+    @contextmanager
+    def resume(self, run_id: str) -> Iterator[str]:
+        """Reopen a finished run to add to it (a later step of the same pipeline run)."""
+        import mlflow
+
+        with mlflow.start_run(run_id=run_id) as active:
+            yield str(active.info.run_id)
+
     def log_params(self, params: dict[str, Any]) -> None:
         import mlflow
 
