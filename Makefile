@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo serve train test lint format bench bench-serve lock clean
+.PHONY: help install install-test demo serve train repro notebook test lint format bench bench-serve lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -41,15 +41,29 @@ serve: install ## Serve the registered champions (auth follows SHIPYARD_AUTH_ENA
 train: install ## Train one config: make train CONFIG=configs/housing.yaml
 	$(BIN)/shipyard train -c $(CONFIG)
 
+repro: install-test ## Reproduce the pipeline with DVC (dvc.yaml): prepare and train every example model
+	PATH="$(abspath $(BIN)):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro
+
+$(VENV)/.installed-notebook: pyproject.toml constraints.txt $(VENV)/.installed
+	$(PIP) -e '.[notebook]'
+	@touch $@
+
+$(VENV)/share/jupyter/kernels/shipyard/kernel.json: $(VENV)/.installed-notebook
+	$(BIN)/python -m ipykernel install --sys-prefix --name shipyard --display-name 'Python (shipyard .venv)'
+
+notebook: $(VENV)/share/jupyter/kernels/shipyard/kernel.json ## Jupyter Lab on 127.0.0.1:8888 with the project's kernel (open the printed URL: it carries a fresh token)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=8888 --port-retries=0 --no-browser --notebook-dir=. \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
+
 lint: install-test ## ruff (lint + format check), mypy on src/, import-linter layer contracts
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts notebooks
+	$(BIN)/ruff format --check src tests benchmarks scripts notebooks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: install-test ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests benchmarks scripts
-	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts notebooks
+	$(BIN)/ruff format src tests benchmarks scripts notebooks
 
 test: lint ## Lint, then run the whole test suite
 	$(BIN)/pytest
@@ -63,9 +77,9 @@ bench-serve: install-test ## Serving benchmarks against mlflow models serve (nee
 	$(BIN)/python benchmarks/serve/bench_serve.py --repeats 3
 	$(BIN)/python benchmarks/serve/bench_log_cost.py --repeats 3
 
-lock: ## Re-resolve constraints.txt (with room for zenml[local] and dvc)
+lock: ## Re-resolve constraints.txt (every extra: test with zenml and dvc, notebook, spark)
 	rm -rf /tmp/shipyard-lock && $(PYTHON) -m venv /tmp/shipyard-lock
-	/tmp/shipyard-lock/bin/pip install --quiet -e '.[test]' 'zenml[local]==0.98.0' 'dvc>=3.67'
+	/tmp/shipyard-lock/bin/pip install --quiet -e '.[test,notebook,spark]'
 	/tmp/shipyard-lock/bin/pip check
 	{ head -n 3 constraints.txt; /tmp/shipyard-lock/bin/pip freeze --exclude-editable | grep -v '^shipyard'; } > constraints.new
 	mv constraints.new constraints.txt

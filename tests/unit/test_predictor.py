@@ -46,7 +46,9 @@ def test_numbers_sent_as_text_are_coerced(predictor: Predictor) -> None:
 
 
 def test_missing_column_is_named(predictor: Predictor) -> None:
-    with pytest.raises(PredictionInputError, match=r"missing feature\(s\): petal_width \(the model needs"):
+    with pytest.raises(
+        PredictionInputError, match=r"missing feature column\(s\): petal_width \(the model needs"
+    ):
         predictor.predict(rows().drop(columns=["petal_width"]))
 
 
@@ -55,10 +57,11 @@ def test_bad_values_are_named_with_their_row(predictor: Predictor) -> None:
         predictor.predict(
             rows(sepal_width=[3.0, "wide"], petal_length=[np.nan, 1.0], petal_width=[np.inf, 1.0])
         )
+    with pytest.raises(PredictionInputError, match="row 2: petal_width: expected a finite number"):
+        predictor.predict(rows(petal_width=[1.0, np.inf]))
     message = str(err.value)
-    assert "sepal_width: expected a number (double), got 'wide' at row 1" in message
-    assert "petal_length: missing value at row 0 (the model requires it)" in message
-    assert "petal_width: infinite values are not accepted" in message
+    assert "row 2: sepal_width: expected a number" in message  # rows count from 1, as in a file
+    assert "row 1: petal_length: missing value (the model requires it)" in message
 
 
 def test_missing_text_values_reach_the_model_as_missing() -> None:

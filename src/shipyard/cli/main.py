@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from typing import Annotated
 
 import click
@@ -12,13 +13,15 @@ import typer
 
 from shipyard import __version__
 from shipyard.cli import ab as ab_cli
+from shipyard.cli import batch as batch_cli
 from shipyard.cli import models as models_cli
 from shipyard.cli.drift import drift
 from shipyard.cli.output import error
 from shipyard.cli.predict import predict
 from shipyard.cli.retrain import retrain
 from shipyard.cli.serve import serve, token_app
-from shipyard.cli.train import train, validate
+from shipyard.cli.train import prepare, train, validate
+from shipyard.cli.tune import tune
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
@@ -32,6 +35,9 @@ app.command(help="Train a model from a config, track it in MLflow, register it a
     train
 )
 app.command(help="Load and validate a config's data without training; print every failing check.")(validate)
+app.command(help="Load and validate a config's data and write the validated rows as Parquet (a DVC stage).")(
+    prepare
+)
 app.command(help="Score a CSV or Parquet file locally with a registered model (default: the champion).")(
     predict
 )
@@ -43,8 +49,13 @@ app.command(
     help="Retrain a model on its config's data plus labelled feedback; the gate decides promotion. "
     "--if-drift runs only when the dataset drifted (for the CronJob and CI schedule)."
 )(retrain)
+app.command(
+    help="One worker of a distributed hyper-parameter search: adds trials to a shared Optuna study; "
+    "--register trains the study's best params and registers them through the gate."
+)(tune)
 app.add_typer(models_cli.app, name="models")
 app.add_typer(ab_cli.app, name="ab")
+app.add_typer(batch_cli.app, name="batch")
 app.add_typer(token_app, name="token")
 
 _NOISY = ("mlflow", "alembic", "urllib3", "optuna", "git", "httpx")
@@ -72,9 +83,19 @@ def main_callback(
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for name in _NOISY:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    # pandera imports pyspark.pandas whenever the `spark` extra is installed, and pyspark warns about
+    # pandas 3 there; Shipyard's Spark scorer does not use pyspark.pandas
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", logging.getLevelName(max(level, logging.WARNING)))
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """A bad option, a missing argument...: what click would print as usage plus one line, exit 2."""
+    return any(k.__name__ == "ClickException" for k in type(exc).__mro__) and hasattr(exc, "show")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,10 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         error("interrupted")
         return 130
     except Exception as exc:
+        if _is_usage_error(exc):  # Typer 0.2x raises its own copy of click's exceptions
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
         if os.environ.get("SHIPYARD_DEBUG"):
             raise
         error(f"unexpected {type(exc).__name__}: {exc} (set SHIPYARD_DEBUG=1 for the traceback)")

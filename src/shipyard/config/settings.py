@@ -97,6 +97,48 @@ class Settings(BaseSettings):
         description="Or a request field that routes sticky (e.g. user_id): in the record (one-record "
         "/predict), beside 'records', or in V2 'parameters'; it is not passed to the model.",
     )
+
+    # batch jobs through a queue (POST /batch/jobs, `shipyard batch worker`)
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis that holds the batch queue and the jobs' state."
+    )
+    batch_root: Path | None = Field(
+        None,
+        description="The only folder batch jobs may read from and write to (relative job paths are "
+        "taken inside it); default: home.",
+    )
+    batch_queue: str = Field(
+        "shipyard-batch",
+        pattern=r"^[A-Za-z_][A-Za-z0-9._-]*$",
+        description="Queue name batch jobs are sent to and workers take them from.",
+    )
+    batch_max_attempts: int = Field(
+        3, ge=1, le=100, description="Attempts per job (a killed worker's attempt counts) before it is dead."
+    )
+    batch_retry_backoff_seconds: float = Field(
+        15.0, gt=0, description="Wait before the first retry of a failed job; doubles with each retry."
+    )
+    batch_retry_max_backoff_seconds: float = Field(600.0, gt=0, description="Longest wait between retries.")
+    batch_worker_timeout_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="A worker silent this long is taken for dead and its job is handed to another worker.",
+    )
+    batch_requeue_chance: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Share of a worker's queue polls that also look for dead workers' jobs to hand back.",
+    )
+    batch_time_limit_seconds: float = Field(
+        6 * 3600.0, gt=0, description="A job attempt running longer is stopped and the job failed."
+    )
+    batch_job_ttl_seconds: int = Field(
+        7 * 86400, ge=60, description="How long a job's status is kept after it ended."
+    )
+    batch_chunk_rows: int = Field(
+        100_000, ge=1, description="Rows scored per chunk when a job does not say (memory stays bounded)."
+    )
     onnx_regression_rtol: float = Field(
         0.0,
         ge=0,

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from shipyard.errors import PredictionInputError
+from shipyard.inference.frames import check_frame
 from shipyard.registry.models import LoadedModel
 
-_NUMERIC = {"double": "float64", "float": "float64", "long": "int64", "integer": "int64"}
+SHOWN_ROWS = 5
 
 
 class Predictor:
@@ -23,62 +24,23 @@ class Predictor:
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
         self.columns = [c.name for c in loaded.inputs]
-        self.types = {c.name: c.type for c in loaded.inputs}
-        self.required = {c.name for c in loaded.inputs if c.required}
 
     @property
     def is_classifier(self) -> bool:
         return hasattr(self.loaded.model, "predict_proba") and self.loaded.classes is not None
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The model's columns, in order, with the signature's types; errors name every bad column."""
+        """The model's columns, in order, with the signature's types; the same checks as batch scoring
+        (``inference.frames``), failing with the first bad rows named (1-based data rows)."""
         if not self.columns:
             return frame
-        missing = [c for c in self.columns if c not in frame.columns and c in self.required]
-        if missing:
-            raise PredictionInputError(
-                f"missing feature(s): {', '.join(missing)} (the model needs: {', '.join(self.columns)})"
-            )
-        out = frame.reindex(columns=self.columns)  # absent optional columns become missing values
-        problems: list[str] = []
-        for name in self.columns:
-            wanted = self.types[name]
-            column = out[name]
-            if name in self.required and column.isna().any():
-                row = int(np.flatnonzero(column.isna().to_numpy())[0])
-                problems.append(f"{name}: missing value at row {row} (the model requires it)")
-                continue
-            if wanted in _NUMERIC:
-                numbers = pd.to_numeric(column, errors="coerce")
-                bad = numbers.isna() & column.notna()
-                if bad.any():
-                    row = int(np.flatnonzero(bad.to_numpy())[0])
-                    problems.append(
-                        f"{name}: expected a number ({wanted}), got {column.iloc[row]!r} at row {row}"
-                    )
-                    continue
-                if np.isinf(numbers.to_numpy(dtype="float64", na_value=np.nan)).any():
-                    problems.append(f"{name}: infinite values are not accepted")
-                    continue
-                if _NUMERIC[wanted] == "int64" and numbers.notna().all():
-                    if (numbers % 1 != 0).any():
-                        problems.append(f"{name}: expected whole numbers ({wanted})")
-                        continue
-                    out[name] = numbers.astype("int64")
-                else:
-                    out[name] = numbers.astype("float64")
-            elif wanted == "string":
-                # None, pd.NA and NaN all become np.nan: the one missing marker the imputer knows
-                present = column.notna()
-                out[name] = column.astype(object).where(present, np.nan)
-                out.loc[present, name] = out.loc[present, name].map(
-                    lambda v: v if isinstance(v, str) else str(v)
-                )
-            elif wanted == "boolean":
-                out[name] = column.astype(bool)
-        if problems:
-            raise PredictionInputError("invalid input: " + "; ".join(problems))
-        return out
+        check = check_frame(self.loaded.inputs, frame)
+        if check.rejected:
+            bad = np.flatnonzero(~check.good)
+            shown = "; ".join(f"row {i + 1}: {check.reasons[i]}" for i in bad[:SHOWN_ROWS])
+            more = f" (and {len(bad) - SHOWN_ROWS} more rows)" if len(bad) > SHOWN_ROWS else ""
+            raise PredictionInputError(f"invalid input: {shown}{more}")
+        return pd.DataFrame(check.batch, index=frame.index)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Predictions (and class probabilities for classifiers), one row per input row."""

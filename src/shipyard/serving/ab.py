@@ -28,7 +28,7 @@ def bucket(name: str, key: str) -> float:
     return int.from_bytes(digest, "big") / _SCALE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route:
     model: ServedModel
     variant: str
@@ -43,15 +43,22 @@ class Router:
         self.split = settings.ab_split
         self.header = settings.ab_key_header.lower().encode("latin-1")
         self.field = settings.ab_key_field
+        self._champion_routes: dict[str, Route] = {}  # one Route per served champion, not one per request
+
+    def _to_champion(self, champion: ServedModel) -> Route:
+        route = self._champion_routes.get(champion.name)
+        if route is None or route.model is not champion:
+            route = self._champion_routes[champion.name] = Route(champion, CHAMPION)
+        return route
 
     def route(self, holder: ModelHolder, name: str, key: str | None) -> Route:
         champion = holder.get(name)
         if self.mode == "off":
-            return Route(champion, CHAMPION)
+            return self._to_champion(champion)
         challenger = holder.challenger(name)
         if challenger is None:
-            return Route(champion, CHAMPION)
+            return self._to_champion(champion)
         if self.mode == "shadow":
             return Route(champion, CHAMPION, shadow=challenger)
         draw = bucket(name, key) if key else random.random()
-        return Route(challenger, CHALLENGER) if draw < self.split else Route(champion, CHAMPION)
+        return Route(challenger, CHALLENGER) if draw < self.split else self._to_champion(champion)

@@ -37,7 +37,7 @@ from shipyard.serving.memory import settle as settle_memory
 from shipyard.serving.metrics import ServiceMetrics
 from shipyard.serving.middleware import RequestContextMiddleware
 from shipyard.serving.responses import FastJSONResponse
-from shipyard.serving.routes import feedback, invocations, operations, predict, v2
+from shipyard.serving.routes import batch, feedback, invocations, operations, predict, v2
 
 log = logging.getLogger("shipyard.serving")
 
@@ -222,7 +222,14 @@ def create_app(
         settings, metrics, TokenVerifier(settings) if settings.auth_enabled else None, holder
     )
     install_error_handlers(app)
-    for router in (predict.router, invocations.router, v2.router, operations.router, feedback.router):
+    for router in (
+        predict.router,
+        invocations.router,
+        v2.router,
+        operations.router,
+        feedback.router,
+        batch.router,
+    ):
         app.include_router(router)
     _docs(app)
     app.add_middleware(FastLane, services=app.state.services)  # inside the request context below

@@ -11,7 +11,7 @@ from fastapi import Request
 from shipyard.serving.deps import Services, services
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
     svc: Services
     body: bytes

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -68,8 +68,17 @@ class ModelTrainer:
             raise TrainingError(f"fitting {self.config.model.estimator} failed: {exc}") from exc
         return pipeline
 
-    def tune(self, X: pd.DataFrame, y: pd.Series, on_trial: TrialCallback | None = None) -> TuningResult:
-        """Search the config's space with Optuna's TPE sampler, scoring by cross-validation."""
+    def tune(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        on_trial: TrialCallback | None = None,
+        study: Any = None,
+        n_trials: int | None = None,
+    ) -> TuningResult:
+        """Search the config's space with Optuna's TPE sampler, scoring by cross-validation. With
+        ``study`` (one shared through a storage by several workers), this worker adds ``n_trials`` to it
+        and the result's best is the study's best over every worker."""
         import optuna
 
         tuning = self.config.tuning
@@ -95,15 +104,24 @@ class ModelTrainer:
             return score
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(
-            direction="maximize" if metric.greater_is_better else "minimize",
-            sampler=optuna.samplers.TPESampler(seed=tuning.seed),
-        )
+        if study is None:
+            study = optuna.create_study(
+                direction=self.direction, sampler=optuna.samplers.TPESampler(seed=tuning.seed)
+            )
+        count = tuning.n_trials if n_trials is None else n_trials
         try:
-            study.optimize(objective, n_trials=tuning.n_trials, timeout=tuning.timeout_seconds)
+            if count:
+                study.optimize(objective, n_trials=count, timeout=tuning.timeout_seconds)
+            best = study.best_trial
         except ValueError as exc:
             raise TrainingError(f"tuning failed: {exc}") from exc
-        return TuningResult(dict(study.best_params), float(study.best_value), metric.name, trials)
+        return TuningResult(dict(best.params), float(best.value), metric.name, trials)
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        tuning = self.config.tuning
+        metric = METRICS[tuning.metric or self.config.evaluation.primary_metric]
+        return "maximize" if metric.greater_is_better else "minimize"
 
 
 def _suggest(trial: Any, name: str, space: ParamSpace) -> Any:

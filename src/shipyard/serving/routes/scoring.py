@@ -110,6 +110,9 @@ def _record(
         if not log.submit(entry):
             metrics.log_dropped.inc(len(result.values))
     if result.classes is not None:
+        if len(result.values) == 1:  # the common case, without building a Counter
+            metrics.predicted(model.name, model.version, variant, str(result.values[0]), 1)
+            return
         for label, count in Counter(result.values).items():
             metrics.predicted(model.name, model.version, variant, str(label), count)
     else:

@@ -1,0 +1,1 @@
+"""Batch scoring: files in chunks through the service's inference path, jobs through a queue, Spark."""

@@ -1,0 +1,161 @@
+"""Batch scoring jobs: ``POST /batch/jobs`` queues one, ``GET /batch/jobs/{id}`` follows it.
+
+The service only checks and queues; ``shipyard batch worker`` processes score (``shipyard.batch.queue``).
+Both routes need a token with the ``batch`` scope (``admin`` implies it). Paths are confined to
+``SHIPYARD_BATCH_ROOT``: a path outside it is refused (403) before anything is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from shipyard.batch.jobs import JobSpec
+from shipyard.batch.paths import BatchPathError, check_paths
+from shipyard.batch.queue import BatchQueue, QueueUnavailableError
+from shipyard.errors import ForbiddenError, PredictionInputError
+from shipyard.serving.auth import Principal
+from shipyard.serving.deps import require, services
+from shipyard.serving.responses import FastJSONResponse
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/batch", tags=["batch"])
+
+BatchScope = Annotated[Principal, Depends(require("batch"))]  # a `batch` or an `admin` token
+JOB_ID = r"^[0-9a-f]{32}$"
+_queue_lock = threading.Lock()
+
+
+async def get_batch_queue(request: Request) -> BatchQueue:
+    """The app's queue client, made on first use (making it connects to nothing)."""
+    queue: BatchQueue | None = getattr(request.app.state, "batch_queue", None)
+    if queue is None:
+        with _queue_lock:
+            queue = getattr(request.app.state, "batch_queue", None)
+            if queue is None:
+                queue = request.app.state.batch_queue = BatchQueue(services(request).settings)
+    return queue
+
+
+QueueDep = Annotated[BatchQueue, Depends(get_batch_queue)]
+
+
+class BatchJobRequest(BaseModel):
+    """A file to score with a registered model."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"model": "iris", "input": "data/new_flowers.csv", "output": "scores/flowers.csv"}]
+        },
+    )
+
+    model: str = Field(min_length=1, max_length=256, description="Registered model name, e.g. iris.")
+    ref: str | None = Field(
+        None, min_length=1, max_length=256, description="Alias or version (default: the champion)."
+    )
+    input: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="CSV or Parquet file (or a folder of them): a path under the batch root (absolute or "
+        "relative to it) or a file:// URI.",
+    )
+    output: str = Field(
+        min_length=1, max_length=4096, description="A .csv or .parquet file to write, under the batch root."
+    )
+    keep: list[str] = Field(
+        default_factory=list, max_length=100, description="Input columns copied to the output, e.g. an id."
+    )
+    on_error: Literal["fail", "skip"] = Field(
+        "fail", description="Bad rows fail the job, or are skipped into <output>.rejects.csv."
+    )
+    chunk_rows: int | None = Field(
+        None, ge=1, le=10_000_000, description="Rows per chunk (default: SHIPYARD_BATCH_CHUNK_ROWS)."
+    )
+    overwrite: bool = Field(False, description="Replace the output if it exists (else 409).")
+
+
+class BatchJobAccepted(BaseModel):
+    job_id: str
+    status: str
+    status_url: str
+
+
+def _path_error(exc: BatchPathError) -> Exception:
+    if exc.kind == "outside":
+        return ForbiddenError(str(exc))
+    if exc.kind == "exists":
+        return HTTPException(409, str(exc))
+    return PredictionInputError(
+        "invalid batch job", [{"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}]
+    )
+
+
+def _unavailable(exc: QueueUnavailableError) -> HTTPException:
+    """Details (where Redis is, why it failed) go to the log, not to the client."""
+    log.error("%s", exc)
+    return HTTPException(
+        503,
+        "the batch queue is unavailable (its Redis cannot be reached); try again later",
+        headers={"Retry-After": "5"},
+    )
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    summary="Queue a batch scoring job (scope: batch)",
+    responses={403: {}, 409: {}, 422: {}, 503: {"description": "the queue (Redis) is unreachable"}},
+)
+async def submit_job(
+    body: BatchJobRequest, request: Request, principal: BatchScope, queue: QueueDep
+) -> FastJSONResponse:
+    settings = queue.settings
+    try:
+        paths = await run_in_threadpool(
+            check_paths, settings, body.input, body.output, overwrite=body.overwrite
+        )
+    except BatchPathError as exc:
+        raise _path_error(exc) from None
+    spec = JobSpec(
+        model=body.model,
+        ref=body.ref,
+        input=str(paths.input),
+        output=str(paths.output),
+        keep=tuple(body.keep),
+        on_error=body.on_error,
+        chunk_rows=body.chunk_rows or settings.batch_chunk_rows,
+        overwrite=body.overwrite,
+    )
+    try:
+        job_id = await run_in_threadpool(queue.submit, spec, principal.subject)
+    except QueueUnavailableError as exc:
+        raise _unavailable(exc) from None
+    status_url = f"{request.scope.get('root_path', '')}/batch/jobs/{job_id}"
+    accepted = BatchJobAccepted(job_id=job_id, status="queued", status_url=status_url)
+    return FastJSONResponse(accepted.model_dump(), status_code=202, headers={"Location": status_url})
+
+
+@router.get(
+    "/jobs/{job_id}",
+    summary="A batch job: status, progress, rows, output, error, attempts (scope: batch)",
+    responses={404: {}, 503: {"description": "the queue (Redis) is unreachable"}},
+)
+async def job_status(
+    job_id: Annotated[str, Path(pattern=JOB_ID, description="The id POST /batch/jobs answered.")],
+    _: BatchScope,
+    queue: QueueDep,
+) -> dict[str, Any]:
+    try:
+        state = await run_in_threadpool(queue.get, job_id)
+    except QueueUnavailableError as exc:
+        raise _unavailable(exc) from None
+    if state is None:
+        days = queue.settings.batch_job_ttl_seconds / 86400
+        raise HTTPException(404, f"no batch job '{job_id}' (unknown, or ended more than {days:g} days ago)")
+    return state.describe()
