@@ -105,3 +105,21 @@ def shifted_iris_rows(rng: Any, count: int) -> list[dict[str, float]]:
         }
         for _ in range(count)
     ]
+
+
+def iris_rows(rows: int, seed: int = 0) -> Any:
+    """Iris-like rows with an ``id`` column, as files to batch-score."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "sepal_length": rng.normal(5.8, 0.8, rows),
+            "sepal_width": rng.normal(3.0, 0.4, rows),
+            "petal_length": rng.normal(3.7, 1.7, rows).clip(0.1),
+            "petal_width": rng.normal(1.2, 0.7, rows).clip(0.1),
+        }
+    )
+    frame.insert(0, "id", np.arange(rows))
+    return frame

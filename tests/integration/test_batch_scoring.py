@@ -16,25 +16,11 @@ from shipyard.errors import DataError, PredictionInputError
 from shipyard.inference import Predictor
 from shipyard.pipeline import run_training
 from shipyard.registry import ModelRegistry
-from tests.conftest import ConfigFactory
+from tests.conftest import ConfigFactory, iris_rows
 
 pytestmark = pytest.mark.integration
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-def iris_rows(rows: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "sepal_length": rng.normal(5.8, 0.8, rows),
-            "sepal_width": rng.normal(3.0, 0.4, rows),
-            "petal_length": rng.normal(3.7, 1.7, rows).clip(0.1),
-            "petal_width": rng.normal(1.2, 0.7, rows).clip(0.1),
-        }
-    )
-    frame.insert(0, "id", np.arange(rows))
-    return frame
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ pytest.importorskip("pyspark")
 
 from shipyard.batch.spark import score_with_spark
 from shipyard.batch.spark_session import spark_session
+from tests.conftest import iris_rows
 
 pytestmark = [
     pytest.mark.integration,
@@ -39,20 +40,6 @@ def spark() -> Iterator[Any]:
     JVM and the Python workers start once."""
     with spark_session(MASTER) as session:
         yield session
-
-
-def iris_rows(rows: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "sepal_length": rng.normal(5.8, 0.8, rows),
-            "sepal_width": rng.normal(3.0, 0.4, rows),
-            "petal_length": rng.normal(3.7, 1.7, rows).clip(0.1),
-            "petal_width": rng.normal(1.2, 0.7, rows).clip(0.1),
-        }
-    )
-    frame.insert(0, "id", np.arange(rows))
-    return frame
 
 
 def assert_same(spark: pd.DataFrame, local: pd.DataFrame) -> None:

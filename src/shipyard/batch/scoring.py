@@ -133,6 +133,21 @@ def _columns_of(path: Path) -> list[str]:
         raise DataError(f"could not read {path}: {exc}") from None
 
 
+def check_columns(files: Sequence[Path], loaded: LoadedModel, keep: Sequence[str]) -> None:
+    """Fail before any scoring when a file lacks a kept column or a required feature."""
+    for path in files:
+        present = set(_columns_of(path))
+        lacking = [c for c in keep if c not in present]
+        if lacking:
+            raise DataError(f"--keep column(s) not in {path}: {', '.join(lacking)}")
+        absent = [c.name for c in loaded.inputs if c.required and c.name not in present]
+        if absent:
+            raise PredictionInputError(
+                f"missing feature column(s) in {path}: {', '.join(absent)} "
+                f"(the model needs: {', '.join(c.name for c in loaded.inputs)})"
+            )
+
+
 def _total_rows(files: Sequence[Path]) -> int | None:
     if all(SUFFIXES[p.suffix.lower()] == "parquet" for p in files):
         return sum(int(pq.ParquetFile(p).metadata.num_rows) for p in files)
@@ -204,17 +219,7 @@ def score_file(
     engine, _ = select_engine(loaded, settings.fast_path, settings.onnx_regression_rtol, bulk=True)
     loaded_at = time.perf_counter()
     features = [c.name for c in loaded.inputs]
-    for path in files:
-        present = set(_columns_of(path))
-        lacking = [c for c in keep if c not in present]
-        if lacking:
-            raise DataError(f"--keep column(s) not in {path}: {', '.join(lacking)}")
-        absent = [c.name for c in loaded.inputs if c.required and c.name not in present]
-        if absent:
-            raise PredictionInputError(
-                f"missing feature column(s) in {path}: {', '.join(absent)} "
-                f"(the model needs: {', '.join(features)})"
-            )
+    check_columns(files, loaded, keep)
     wanted = list(dict.fromkeys([*keep, *features]))
     classes = [str(c) for c in loaded.classes] if loaded.classes is not None else None
     classifier = classes is not None and hasattr(loaded.model, "predict_proba")

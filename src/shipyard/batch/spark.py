@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipyard.batch.scoring import SUFFIXES, Progress, ScoreSummary, input_files
+from shipyard.batch.scoring import SUFFIXES, Progress, ScoreSummary, check_columns, input_files
 from shipyard.batch.spark_session import PANDAS_WARNING, require_pyspark, spark_session
 from shipyard.config.settings import Settings
 from shipyard.errors import DataError, PredictionInputError
@@ -175,31 +175,6 @@ def _read(spark: Any, files: list[Path], loaded: LoadedModel, keep: Sequence[str
     return frame.select(*(_col(c) for c in wanted))
 
 
-def _check_columns(files: Sequence[Path], loaded: LoadedModel, keep: Sequence[str]) -> None:
-    """Fail before Spark starts when a file lacks a kept column or a required feature."""
-    import pyarrow.parquet as pq
-
-    for path in files:
-        try:
-            if SUFFIXES[path.suffix.lower()] == "parquet":
-                names = set(pq.ParquetFile(path).schema_arrow.names)
-            else:
-                with path.open("rb") as handle:
-                    header = handle.readline().decode("utf-8-sig").strip()
-                names = {c.strip().strip('"') for c in header.split(",")} if header else set()
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise DataError(f"could not read {path}: {str(exc).splitlines()[0]}") from None
-        lacking = [c for c in keep if c not in names]
-        if lacking:
-            raise DataError(f"--keep column(s) not in {path}: {', '.join(lacking)}")
-        missing = [c.name for c in loaded.inputs if c.required and c.name not in names]
-        if missing:
-            raise PredictionInputError(
-                f"missing feature column(s) in {path.name}: {', '.join(missing)} "
-                f"(the model needs: {', '.join(c.name for c in loaded.inputs)})"
-            )
-
-
 def _col(name: str) -> Any:
     """A column by its exact name (a dot in a CSV header is not a struct field)."""
     from pyspark.sql import functions as sf
@@ -324,7 +299,7 @@ def score_with_spark(
     engine = select_engine(loaded, settings.fast_path, settings.onnx_regression_rtol, bulk=True)[0]
     classifier = loaded.classes is not None and hasattr(loaded.model, "predict_proba")
     classes = [str(c) for c in loaded.classes or []] if classifier else None
-    _check_columns(files, loaded, keep)
+    check_columns(files, loaded, keep)
     layout = _parquet_layout(files)
     total = layout[0] if layout else None
     from pyspark.sql import Observation

@@ -204,8 +204,7 @@ def _result(run: Any, config: PipelineConfig, settings: Settings, elapsed: float
     from shipyard.data.splits import Split
     from shipyard.pipeline.gate import PromotionDecision
     from shipyard.pipeline.steps import Evaluation, FittedModel, PreparedData, Registration
-    from shipyard.pipeline.training_run import TrainingResult, TrainingSummary
-    from shipyard.registry.models import ModelRegistry
+    from shipyard.pipeline.training_run import training_result
 
     steps = run.steps
 
@@ -228,25 +227,9 @@ def _result(run: Any, config: PipelineConfig, settings: Settings, elapsed: float
         if (duration := steps[name].duration) is not None
     }
     seconds["pipeline"] = round(elapsed, 3)  # the whole ZenML run, its own overhead included
-    aliases = ModelRegistry(settings).get_version(registration.model_name, registration.version).aliases
-    summary = TrainingSummary(
-        config=config.name,
-        model_name=registration.model_name,
-        version=registration.version,
-        run_id=registration.run_id,
-        experiment=registration.experiment,
-        experiment_id=registration.experiment_id,
-        tracking_uri=settings.store_uri,
-        metrics=evaluation.metrics,
-        decision=decision,
-        aliases=aliases,
-        data_hash=data.digest,
-        rows={"total": len(data.frame), "train": len(split.X_train), "test": len(split.X_test)},
-        best_params=fitted.best_params,
-        seconds=seconds,
-        runner=RUNNER,
+    return training_result(
+        config, settings, data, split, fitted, evaluation, registration, decision, seconds, RUNNER
     )
-    return TrainingResult(summary, evaluation, split.y_test.tolist())
 
 
 __all__ = ["INSTALL_HINT", "run_zenml", "zenml_environment", "zenml_home"]

@@ -14,11 +14,15 @@ from typing import Any
 
 from shipyard.config.pipeline import PipelineConfig
 from shipyard.config.settings import Settings
+from shipyard.data.splits import Split
 from shipyard.pipeline.gate import PromotionDecision
 from shipyard.pipeline.progress import NullReporter, Reporter
 from shipyard.pipeline.steps import (
     FEEDBACK_ARTIFACT,
     Evaluation,
+    FittedModel,
+    PreparedData,
+    Registration,
     RunExtras,
     evaluate_model,
     fit_model,
@@ -160,6 +164,24 @@ def train_pipeline(
         "gate", ("promoted to champion: " if decision.promote else "stays challenger: ") + decision.reason
     )
 
+    return training_result(
+        config, settings, data, split, fitted, evaluation, registration, decision, timer.seconds, runner
+    )
+
+
+def training_result(
+    config: PipelineConfig,
+    settings: Settings,
+    data: PreparedData,
+    split: Split,
+    fitted: FittedModel,
+    evaluation: Evaluation,
+    registration: Registration,
+    decision: PromotionDecision,
+    seconds: dict[str, float],
+    runner: str,
+) -> TrainingResult:
+    """What every runner returns once the steps ran: the summary and the test truth and predictions."""
     aliases = ModelRegistry(settings).get_version(registration.model_name, registration.version).aliases
     summary = TrainingSummary(
         config=config.name,
@@ -175,7 +197,7 @@ def train_pipeline(
         data_hash=data.digest,
         rows={"total": len(data.frame), "train": len(split.X_train), "test": len(split.X_test)},
         best_params=fitted.best_params,
-        seconds=timer.seconds,
+        seconds=seconds,
         runner=runner,
     )
     return TrainingResult(summary, evaluation, split.y_test.tolist())
@@ -189,4 +211,5 @@ __all__ = [
     "reference_sample",
     "run_training",
     "train_pipeline",
+    "training_result",
 ]
