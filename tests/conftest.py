@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -123,3 +124,11 @@ def iris_rows(rows: int, seed: int = 0) -> Any:
     )
     frame.insert(0, "id", np.arange(rows))
     return frame
+
+
+def missing_external(reason: str) -> NoReturn:
+    """A system the test needs is not installed (a validator, a browser, a server binary): skip with the
+    reason on a developer machine, fail under CI, whose .ci/run installs every one of them."""
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{reason}; CI must install it (.ci/run, make install-test)")
+    pytest.skip(reason)

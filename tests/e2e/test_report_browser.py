@@ -4,7 +4,6 @@ shows its plot, decoded, and the page renders to a non-blank screenshot."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 
 from shipyard.monitoring.drift import compute_drift
 from shipyard.monitoring.report_html import render_html
+from tests.conftest import missing_external
 
 pytestmark = pytest.mark.e2e
 
@@ -58,9 +58,7 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
-        pytest.skip("needs Chromium (Debian package 'chromium'), not installed on this machine")
+        missing_external("needs Chromium (Debian package 'chromium'), not installed on this machine")
     rng = np.random.default_rng(5)
     n = 600
     reference = pd.DataFrame(

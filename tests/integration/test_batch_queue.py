@@ -33,7 +33,7 @@ from shipyard.pipeline import run_training
 from shipyard.serving import create_app
 from shipyard.serving.auth import mint_token
 from shipyard.serving.holder import ModelHolder
-from tests.conftest import merge, raw_config
+from tests.conftest import merge, missing_external, raw_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -80,7 +80,7 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
 def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real redis-server on 127.0.0.1 (no persistence), stopped after the module."""
     if REDIS_SERVER is None:
-        pytest.skip("needs redis-server (Debian package 'redis-server'), not installed on this machine")
+        missing_external("needs redis-server (Debian package 'redis-server'), not installed on this machine")
     folder = tmp_path_factory.mktemp("redis")
     port = free_port()
     command = [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder)]
