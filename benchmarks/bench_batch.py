@@ -13,7 +13,6 @@ only: the JVM and Python workers are separate processes).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import machine_basics, pin_prefix, summarise
+from harness import benchmark_parser, machine_basics, pin_prefix, summarise
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent
@@ -64,17 +63,11 @@ print(json.dumps({**result, "peak_rss_mb": peak / 1024}))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = benchmark_parser(__doc__, repeats=3, output=REPO / "benchmarks/results/bench_batch.json")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="Generated iris-like rows to score.")
     parser.add_argument("--spark", action="store_true", help="Also run Spark local mode (needs pyspark).")
-    parser.add_argument("--cpu", type=int, default=0, help="CPU to pin the measured process to.")
-    parser.add_argument("--no-taskset", action="store_true")
-    parser.add_argument("--output", type=Path, default=REPO / "benchmarks/results/bench_batch.json")
     args = parser.parse_args(argv)
-    pin, pin_note = pin_prefix(args.cpu, not args.no_taskset)
+    pin, pin_note = pin_prefix(args.cpu, not args.no_pin)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "MLFLOW_"))}
     env.update(MLFLOW_DISABLE_TELEMETRY="true", PYTHONPATH=str(REPO / "src"))
     variants = ["bare", "shipyard", *(["spark"] if args.spark else [])]

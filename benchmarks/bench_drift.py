@@ -20,7 +20,15 @@ before each call; median, min and max across repetitions. The process is pinned 
 one extra call of each drift case runs under cProfile when the aim is not met, and the report says
 where the time goes. Aim: drift under 1 s for 100,000 x 80.
 
-Run from the repo root: ``.venv/bin/python benchmarks/bench_drift.py`` (``--help`` for options).
+False alarms (``--false-alarms``): no timing; for each of ``--seeds`` seeds (200) the reference and the
+current rows are both drawn, unshifted, from the same 80 columns, so every drift flag is a false alarm.
+Both reference sizes are run (1,000 rows: KS / chi-squared; 2,344 rows: Wasserstein / Jensen–Shannon)
+against 1,000 current rows, with the default tests and ``drift_share`` 0.5. Reported: the dataset-level
+false-alarm rate (seeds whose report says ``dataset_drift``), the share of seeds with at least one
+drifted feature, and per test the share of feature checks that said drift, with Wilson 95% intervals.
+
+Run from the repo root: ``.venv/bin/python benchmarks/bench_drift.py`` (``--help`` for options), and
+``.venv/bin/python benchmarks/bench_drift.py --false-alarms`` for the false-alarm rates.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import datetime as dt
 import gc
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import pstats
@@ -46,13 +55,14 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import machine_basics, summarise
+from harness import benchmark_parser, machine_basics, summarise
 
 from shipyard.monitoring.drift import DriftReport, compute_drift
 from shipyard.monitoring.report_html import render_html
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "bench_drift.json"
+FALSE_ALARM_OUTPUT = REPO / "benchmarks" / "results" / "bench_drift_false_alarms.json"
 TARGET_SECONDS = 1.0
 NUMERIC, CATEGORICAL = 60, 20
 ORDINAL = 5  # of the numeric features, the last ones: 5 levels, so they go to the categorical-style test
@@ -226,42 +236,54 @@ def profile(call: Callable[[], Any]) -> tuple[list[dict[str, object]], dict[str,
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=(
+    parser = benchmark_parser(
+        (
             "Time shipyard.monitoring.drift.compute_drift on 100,000 current rows x 80 synthetic features "
             "(60 numeric, 20 categorical, 10 shifted) against a 2,344-row reference (Wasserstein / "
             "Jensen–Shannon) and a 1,000-row reference (KS / chi-squared), and render_html of the first "
             "report, in-process, alternated within each repetition after one discarded warm-up. Prints "
-            "a Markdown table and writes JSON. Run from the repo root."
+            "a Markdown table and writes JSON. Run from the repo root. With --false-alarms: measure "
+            "instead how often drift is reported when reference and current rows come from the same "
+            "distribution, over --seeds seeds."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        repeats=5,
+        output=DEFAULT_OUTPUT,
+        seed=20240601,
     )
-    parser.add_argument("--repeats", type=int, default=5, help="Measured repetitions of every configuration.")
-    parser.add_argument("--current-rows", type=int, default=100_000, help="Rows of current data.")
+    parser.add_argument(
+        "--current-rows",
+        type=int,
+        default=None,
+        help="Rows of current data (default: 100,000; 1,000 with --false-alarms).",
+    )
     parser.add_argument(
         "--reference-rows", type=int, default=2344, help="Large reference (housing's training size)."
     )
     parser.add_argument(
         "--small-reference-rows", type=int, default=1000, help="Small reference (KS / chi-squared)."
     )
-    parser.add_argument("--seed", type=int, default=20240601, help="Seed of the synthetic data.")
-    parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="Where to write the JSON results."
-    )
     parser.add_argument(
         "--html", type=Path, default=None, help="Also write the rendered report here, to look at it."
     )
-    parser.add_argument("--cpu", type=int, default=0, help="CPU to pin this process to.")
-    parser.add_argument("--no-pin", action="store_true", help="Do not pin the process to one CPU.")
     parser.add_argument(
         "--profile",
         choices=("auto", "on", "off"),
         default="auto",
         help="cProfile one extra call of each drift case: auto = only when the aim is not met.",
     )
+    parser.add_argument(
+        "--false-alarms",
+        action="store_true",
+        help=f"Measure false-alarm rates, not time (JSON to {FALSE_ALARM_OUTPUT.name} unless --output).",
+    )
+    parser.add_argument("--seeds", type=int, default=200, help="Seeds of the false-alarm measurement.")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    if args.current_rows is None:
+        args.current_rows = 1000 if args.false_alarms else 100_000
+    if args.false_alarms and args.output == DEFAULT_OUTPUT:
+        args.output = FALSE_ALARM_OUTPUT
     if args.small_reference_rows > 1000 or args.reference_rows <= 1000:
         parser.error("--small-reference-rows must be <= 1000 and --reference-rows > 1000 (test choice)")
     return args
@@ -334,9 +356,129 @@ def markdown(
     return "\n".join(lines)
 
 
+def wilson(hits: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a rate: honest at 0 hits and small counts, unlike p ± 2 SE."""
+    if trials == 0:
+        return 0.0, 1.0
+    rate = hits / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate_cell(hits: int, trials: int) -> str:
+    low, high = wilson(hits, trials)
+    return f"{hits / trials:.1%} ({hits:,}/{trials:,}; 95% CI {low:.1%}–{high:.1%})"
+
+
+def false_alarm_run(
+    specs: list[FeatureSpec], reference_rows: int, current_rows: int, seeds: int, base_seed: int
+) -> dict[str, Any]:
+    """``seeds`` draws of reference and current rows from one distribution, each checked with the
+    default tests; every drift flag is a false alarm."""
+    kinds = {s.name: s.kind for s in specs}
+    dataset = any_feature = 0
+    checks: dict[str, list[int]] = {}  # test -> [flags, checks]
+    per_feature: dict[str, int] = Counter()
+    tests: dict[str, str] = {}
+    for seed in range(seeds):
+        reference = make_frame(specs, reference_rows, base_seed + 2 * seed + 1, shifted=False)
+        current = make_frame(specs, current_rows, base_seed + 2 * seed + 2, shifted=False)
+        report = compute_drift(reference, current, kinds, model="bench", version="1")
+        dataset += report.dataset_drift
+        any_feature += bool(report.drifted_features)
+        for f in report.features:
+            tally = checks.setdefault(f.test, [0, 0])
+            tally[0] += f.drifted
+            tally[1] += 1
+            per_feature[f.name] += f.drifted
+            tests[f.name] = f.test
+    feature_rates: dict[str, list[float]] = {}
+    for name, test in tests.items():
+        feature_rates.setdefault(test, []).append(per_feature[name] / seeds)
+    return {
+        "reference_rows": reference_rows,
+        "current_rows": current_rows,
+        "seeds": seeds,
+        "drift_share": 0.5,
+        "dataset_drift": dataset,
+        "any_feature_drifted": any_feature,
+        "tests": {
+            test: {
+                "flags": flags,
+                "checks": total,
+                "rate": flags / total,
+                "wilson95": wilson(flags, total),
+                "features": len(feature_rates[test]),
+                "per_feature_rate_min": min(feature_rates[test]),
+                "per_feature_rate_max": max(feature_rates[test]),
+            }
+            for test, (flags, total) in checks.items()
+        },
+    }
+
+
+def false_alarm_markdown(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        f"Data: {NUMERIC + CATEGORICAL} synthetic columns ({NUMERIC} numeric, {CATEGORICAL} categorical), "
+        f"none shifted: reference and current rows from the same distribution; {meta['seeds']} seeds "
+        f"(feature shapes from seed {meta['seed']}); default tests and thresholds, drift_share 0.5.",
+        "",
+        "| reference rows | current rows | dataset drift reported (false alarm) | seeds with ≥ 1 drifted "
+        "feature |",
+        "|---:|---:|---|---|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run['reference_rows']:,} | {run['current_rows']:,} | "
+            f"{rate_cell(run['dataset_drift'], run['seeds'])} | "
+            f"{rate_cell(run['any_feature_drifted'], run['seeds'])} |"
+        )
+    lines += [
+        "",
+        "| reference rows | test | features | feature checks that said drift | per-feature rate, min–max |",
+        "|---:|---|---:|---|---|",
+    ]
+    for run in runs:
+        for test, t in run["tests"].items():
+            spread = f"{t['per_feature_rate_min']:.1%}–{t['per_feature_rate_max']:.1%}"
+            rate = rate_cell(t["flags"], t["checks"])
+            lines.append(f"| {run['reference_rows']:,} | {test} | {t['features']} | {rate} | {spread} |")
+    return "\n".join(lines)
+
+
+def false_alarms(args: argparse.Namespace) -> int:
+    """Both reference regimes, ``--seeds`` seeds each: print Markdown, write JSON."""
+    specs = feature_specs(np.random.default_rng(args.seed))
+    runs = []
+    for reference_rows in (args.small_reference_rows, args.reference_rows):
+        started = time.perf_counter()
+        runs.append(false_alarm_run(specs, reference_rows, args.current_rows, args.seeds, args.seed))
+        print(
+            f"reference {reference_rows:,}: {args.seeds} seeds in {time.perf_counter() - started:.1f}s",
+            file=sys.stderr,
+        )
+    meta = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seed": args.seed,
+        "seeds": args.seeds,
+        "features": {"numeric": NUMERIC, "categorical": CATEGORICAL, "ordinal_numeric": ORDINAL},
+        "missing": [s.name for s in specs if s.missing],
+    }
+    table = false_alarm_markdown(runs, meta)
+    print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    results = {"meta": meta, "machine": machine_info(), "runs": runs, "markdown": table}
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the data, warm up, measure alternating, summarise, print Markdown, write JSON."""
     args = parse_args(argv)
+    if args.false_alarms:
+        return false_alarms(args)
     pinning = pin(args.cpu, not args.no_pin)
     machine = machine_info()
     specs = feature_specs(np.random.default_rng(args.seed))

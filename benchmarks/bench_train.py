@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import machine_basics, pin_prefix, summarise
+from harness import benchmark_parser, machine_basics, pin_prefix, summarise
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = Path("configs/iris.yaml")
@@ -132,17 +132,18 @@ def machine_info(python: str, tmp_root: Path) -> dict[str, object]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=(
+    parser = benchmark_parser(
+        (
             "Time `shipyard train -c configs/iris.yaml -q` against a bare scikit-learn script fitting the "
             "same model on the same split (benchmarks/bare_train_iris.py) and against `python -c 'import "
             "mlflow'`, as whole processes, alternated within each repetition after one discarded warm-up "
             "of each. Also times the first run on a fresh store (one-time SQLite migration) separately. "
             "Prints a Markdown table and writes JSON. Run from the repo root."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        repeats=5,
+        output=DEFAULT_OUTPUT,
+        tmpdir=True,
     )
-    parser.add_argument("--repeats", type=int, default=5, help="Measured repetitions of every configuration.")
     parser.add_argument(
         "--python", default=str(REPO / ".venv" / "bin" / "python"), help="Interpreter for bare / import runs."
     )
@@ -150,23 +151,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--shipyard", default=str(REPO / ".venv" / "bin" / "shipyard"), help="The shipyard entry point."
     )
     parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="Where to write the JSON results."
-    )
-    parser.add_argument("--cpu", type=int, default=0, help="CPU to pin the measured process to with taskset.")
-    parser.add_argument("--no-taskset", action="store_true", help="Do not pin, even if taskset exists.")
-    parser.add_argument(
-        "--tmpdir",
-        type=Path,
-        default=None,
-        help="Parent folder for the temporary stores (default: system tmp).",
-    )
-    parser.add_argument(
         "--keep-stores", action="store_true", help="Leave the temporary stores for inspection."
     )
-    args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    return args
+    return parser.parse_args(argv)
 
 
 def build_measures(args: argparse.Namespace, root: Path) -> list[Measure]:
@@ -269,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-    pin, pinning = pin_prefix(args.cpu, not args.no_taskset)
+    pin, pinning = pin_prefix(args.cpu, not args.no_pin)
     pinning = f"measured process pinned with {pinning}" if pin else pinning
     root = Path(tempfile.mkdtemp(prefix="shipyard-bench-", dir=args.tmpdir))
     try:

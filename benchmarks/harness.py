@@ -1,11 +1,68 @@
-"""What every benchmark harness here shares: pinning a measured process to a core, and summaries."""
+"""What every benchmark harness here shares: its command-line options, pinning a measured process to a
+core, and summaries."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
+import textwrap
 from collections.abc import Sequence
+from pathlib import Path
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown in --help; a description keeps its own line breaks (a module docstring)."""
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def benchmark_parser(
+    description: str,
+    *,
+    repeats: int,
+    output: Path | None = None,
+    cpu: int | None = 0,
+    seed: int | None = None,
+    tmpdir: bool = False,
+    epilog: str | None = None,
+) -> argparse.ArgumentParser:
+    """The parser every benchmark starts from, with the options they share: --repeats (at least 1),
+    --no-pin (alias --no-taskset), and where the benchmark has them --output (JSON results), --cpu (the
+    CPU the measured process is pinned to), --seed and --tmpdir. Each adds its own options to it."""
+    if "\n" not in description.strip():
+        description = textwrap.fill(description, 100)
+    parser = argparse.ArgumentParser(description=description, epilog=epilog, formatter_class=_HelpFormatter)
+    parser.add_argument(
+        "--repeats", type=_at_least_one, default=repeats, help="Measured repetitions of every configuration."
+    )
+    if output is not None:
+        parser.add_argument("--output", type=Path, default=output, help="Where to write the JSON results.")
+    if cpu is not None:
+        parser.add_argument("--cpu", type=int, default=cpu, help="CPU to pin the measured process to.")
+    parser.add_argument(
+        "--no-pin",
+        "--no-taskset",
+        dest="no_pin",
+        action="store_true",
+        help="Do not pin to a CPU, even where pinning is possible.",
+    )
+    if seed is not None:
+        parser.add_argument("--seed", type=int, default=seed, help="Seed of the generated data.")
+    if tmpdir:
+        parser.add_argument(
+            "--tmpdir",
+            type=Path,
+            default=None,
+            help="Parent folder of the temporary stores (default: system tmp).",
+        )
+    return parser
 
 
 def pin_prefix(cpu: int, enabled: bool) -> tuple[list[str], str]:

@@ -11,7 +11,6 @@ Run from the repo root: ``.venv/bin/python benchmarks/serve/bench_log_cost.py --
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -19,20 +18,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_serve as bs
+from harness import benchmark_parser
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=3, help="Measured repetitions of each configuration.")
+    parser = benchmark_parser(__doc__, repeats=3, cpu=None)
     parser.add_argument("--duration", type=int, default=10, help="Seconds per measured wrk run.")
     own = parser.parse_args()
     args = bs.parse_args(["--duration", str(own.duration)])
     env = bs.child_env(dict(__import__("os").environ))
-    pin, _ = bs.pin_prefix(0, True)
-    wrk_pin, _ = bs.pin_prefix(1, True)
+    pin, _ = bs.pin_prefix(args.server_cpu, not own.no_pin)
+    wrk_pin, _ = bs.pin_prefix(args.client_cpu, not own.no_pin)
     with tempfile.TemporaryDirectory(prefix="shipyard-logcost-") as tmp:
         home = Path(tmp)
         bs.train_store(args, home, env)

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import machine_basics, pin_prefix, summarise
+from harness import benchmark_parser, machine_basics, pin_prefix, summarise
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -396,8 +396,8 @@ def machine_info(python: str, wrk: str, env: dict[str, str]) -> dict[str, object
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     venv = REPO / ".venv" / "bin"
-    parser = argparse.ArgumentParser(
-        description=(
+    parser = benchmark_parser(
+        (
             "Serve the iris RandomForest champion with `mlflow models serve --env-manager local` (the "
             "anchor), `shipyard serve` and a minimal FastAPI + ONNX Runtime server (the floor, "
             "benchmarks/serve/minimal_onnx_server.py), one uvicorn worker each pinned to one CPU, and load "
@@ -417,9 +417,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "when wrk stops), which are reported but not counted as errors. A full run (3 repeats, 10 s) "
             "takes about 6 minutes; `--repeats 1 --duration 3` is a smoke test of about 1.5 minutes."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        repeats=3,
+        output=DEFAULT_OUTPUT,
+        cpu=None,
+        seed=0,
+        tmpdir=True,
     )
-    parser.add_argument("--repeats", type=int, default=3, help="Measured repetitions of every server.")
     parser.add_argument("--duration", type=int, default=10, help="Seconds of each measured wrk run.")
     parser.add_argument(
         "--warmup", type=int, default=3, help="Seconds of the discarded wrk run before each body (0: none)."
@@ -434,30 +437,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU the servers are pinned to.")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU wrk is pinned to.")
-    parser.add_argument("--no-taskset", action="store_true", help="Do not pin, even if taskset exists.")
     parser.add_argument(
         "--ready-timeout", type=float, default=120.0, help="Seconds to wait for a server's first answer."
     )
-    parser.add_argument("--seed", type=int, default=0, help="Seed that picks the iris rows of the big body.")
     parser.add_argument("--python", default=str(venv / "python"), help="Interpreter of the floor server.")
     parser.add_argument("--shipyard", default=str(venv / "shipyard"), help="The shipyard entry point.")
     parser.add_argument("--mlflow", default=str(venv / "mlflow"), help="The mlflow entry point.")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="The wrk binary.")
     parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="Where to write the JSON results."
-    )
-    parser.add_argument(
-        "--tmpdir",
-        type=Path,
-        default=None,
-        help="Parent folder of the temporary store (default: system tmp).",
-    )
-    parser.add_argument(
         "--keep", action="store_true", help="Leave the temporary store, bodies and server logs."
     )
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
     if args.duration < 1 or args.warmup < 0 or args.connections < 1:
         parser.error("--duration and --connections must be at least 1, --warmup at least 0")
     return args
@@ -643,8 +633,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-    server_pin, server_pinning = pin_prefix(args.server_cpu, not args.no_taskset)
-    client_pin, client_pinning = pin_prefix(args.client_cpu, not args.no_taskset)
+    server_pin, server_pinning = pin_prefix(args.server_cpu, not args.no_pin)
+    client_pin, client_pinning = pin_prefix(args.client_cpu, not args.no_pin)
     home = Path(tempfile.mkdtemp(prefix="shipyard-bench-serve-", dir=args.tmpdir))
     (home / "logs").mkdir()
     # PATH: the venv's bin first, because `mlflow models serve` execs the first `uvicorn` on PATH.

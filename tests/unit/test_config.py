@@ -127,6 +127,26 @@ def test_tuning_enabled_needs_a_space(tmp_path: Path) -> None:
         load_config(write(tmp_path, data))
 
 
+def test_drift_test_of_the_wrong_kind_is_refused_when_the_config_is_read(tmp_path: Path) -> None:
+    data = raw_config("housing")
+    data["monitoring"] = {"drift": {"ms_zoning": {"method": "ks"}, "lot_area": {"method": "ks"}}}
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data))
+    message = str(err.value)
+    assert (
+        "monitoring.drift.ms_zoning: drift test 'ks' does not apply to 'ms_zoning', a categorical" in message
+    )
+    assert message.endswith("tests for categorical features: chisquare, z, jensenshannon, psi")
+    # an int column declared categorical counts as categorical, whatever its dtype
+    data["monitoring"] = {"drift": {"ms_subclass": {"method": "wasserstein"}}}
+    with pytest.raises(
+        ConfigError, match=r"'ms_subclass', a categorical feature \('wasserstein' is for numeric"
+    ):
+        load_config(write(tmp_path, data))
+    data["monitoring"] = {"drift": {"ms_zoning": {"method": "chisquare"}, "lot_area": {"method": "ks"}}}
+    assert load_config(write(tmp_path, data)).monitoring.drift["ms_zoning"].method == "chisquare"
+
+
 def test_settings_default_to_an_embedded_store_under_home(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
     assert settings.store_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"

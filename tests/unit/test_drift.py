@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from shipyard.config.pipeline import DriftMethod
+from shipyard.config.pipeline import DRIFT_METHOD_KINDS, DriftMethod
 from shipyard.errors import ConfigError
 from shipyard.monitoring.drift import DriftOverride, compute_drift, default_test
 from shipyard.monitoring.stattests import STATTESTS, get_stattest
@@ -113,6 +113,45 @@ def test_overrides_and_unknown_methods() -> None:
 
 def test_config_method_names_match_the_registry() -> None:
     assert set(DriftMethod.__args__) == set(STATTESTS)  # type: ignore[attr-defined]
+    assert set(DRIFT_METHOD_KINDS) == set(STATTESTS)
+    assert {name: test.kinds for name, test in STATTESTS.items()} == DRIFT_METHOD_KINDS
+
+
+@pytest.mark.parametrize(
+    ("feature", "method", "fitting"),
+    [
+        ("c", "ks", "chisquare, z, jensenshannon, psi"),
+        ("c", "wasserstein", "chisquare, z, jensenshannon, psi"),
+        ("a", "z", "ks, chisquare, wasserstein, jensenshannon, psi"),
+    ],
+)
+def test_a_test_is_refused_on_a_feature_of_the_wrong_kind(feature: str, method: str, fitting: str) -> None:
+    """KS on a categorical column would compare category labels as numbers (or fail deep in scipy):
+    the detector refuses it up front, naming the feature, the test and the tests that fit."""
+    reference, current = frames(800, 500, shift=False, seed=6)
+    kind = KINDS[feature]
+    with pytest.raises(ConfigError) as err:
+        compute_drift(reference, current, KINDS, overrides={feature: DriftOverride(method)})
+    message = str(err.value)
+    assert f"drift test '{method}' does not apply to '{feature}', a {kind} feature" in message
+    assert message.endswith(f"tests for {kind} features: {fitting}")
+
+
+def test_every_test_fits_the_kinds_it_claims_and_the_defaults_always_fit() -> None:
+    reference, current = frames(800, 500, shift=False, seed=7)
+    for name, test in STATTESTS.items():
+        for feature, kind in KINDS.items():
+            overrides = {feature: DriftOverride(name)}
+            if kind in test.kinds:
+                report = compute_drift(reference, current, {feature: kind}, overrides=overrides)
+                assert report.features[0].test == name
+            else:
+                with pytest.raises(ConfigError, match=f"drift test '{name}' does not apply to '{feature}'"):
+                    compute_drift(reference, current, {feature: kind}, overrides=overrides)
+    for n_ref in (800, 3000):  # both default regimes: small and large reference
+        big_reference, _ = frames(n_ref, 10, shift=False, seed=8)
+        for feature, kind in KINDS.items():
+            assert kind in get_stattest(default_test(kind, big_reference[feature].to_numpy())).kinds
 
 
 def test_missing_values_are_reported_not_tested() -> None:

@@ -18,9 +18,11 @@ def test_classifier_runs_on_onnx_with_identical_answers(iris_loaded: tuple[Loade
     assert isinstance(engine, OnnxEngine), reason
     assert reason.startswith("labels equal and probabilities within 1e-05 on")
     rng = np.random.default_rng(7)
-    # iris is measured on a 0.1 cm grid, so real rows sit exactly on split points: test on that grid
-    grid = pd.concat([split.X_train, split.X_test] * 20, ignore_index=True).round(1)
+    # iris is measured on a 0.1 cm grid, so real rows sit exactly on split points: test on that grid,
+    # 9,000 rows (each of the 150 rows 60 times, nudged by -0.1/0/+0.1 cm), the number the README states
+    grid = pd.concat([split.X_train, split.X_test] * 60, ignore_index=True).round(1)
     rows = grid + rng.choice([-0.1, 0.0, 0.1], grid.shape)
+    assert len(rows) == 9_000
     batch = InputSchema(loaded.inputs).batch_from_records(rows.to_dict("records"))
     labels, proba = engine.predict(batch)
     assert list(labels) == list(loaded.model.predict(rows))

@@ -12,6 +12,7 @@ from rich.status import Status
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from shipyard.pipeline.training_run import TrainingSummary
     from shipyard.training.trainer import TrialResult
 
 console = Console(highlight=False)
@@ -40,6 +41,23 @@ def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     for row in rows:
         out.add_row(*row)
     return out
+
+
+def print_training_summary(summary: TrainingSummary, why: str | None = None) -> None:
+    """The outcome of a training run, as ``train``, ``tune --register`` and ``retrain`` all print it."""
+    from rich.markup import escape
+
+    verdict = "[green]promoted to champion[/]" if summary.promoted else "[yellow]kept as challenger[/]"
+    lines = [f"\n[bold]{escape(summary.model_name)}[/] version {summary.version} — {verdict}"]
+    if why:
+        lines.append(f"  why      {escape(why)}")
+    lines += [
+        f"  gate     {escape(summary.decision.reason)}",
+        f"  run      {summary.run_id} (experiment '{escape(summary.experiment)}')",
+        f"  aliases  {', '.join(summary.aliases) or '-'}",
+        "  metrics  " + "  ".join(f"{k}={v:.4f}" for k, v in summary.metrics.items()),
+    ]
+    console.print("\n".join(lines), soft_wrap=True)
 
 
 class ConsoleReporter:

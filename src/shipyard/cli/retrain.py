@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.output import ConsoleReporter, console, write_json
+from shipyard.cli.output import ConsoleReporter, console, print_training_summary, write_json
 from shipyard.cli.train import OutputOption
 from shipyard.config.settings import get_settings
 from shipyard.errors import ConfigError
@@ -61,15 +61,7 @@ def retrain(
     if summary is None:
         console.print(f"[cyan]skipped[/]: {outcome.reason}", soft_wrap=True)
     else:
-        verdict = "[green]promoted to champion[/]" if summary.promoted else "[yellow]kept as challenger[/]"
-        console.print(
-            f"\n[bold]{summary.model_name}[/] version {summary.version} — {verdict}\n"
-            f"  why      {outcome.reason}\n"
-            f"  gate     {summary.decision.reason}\n"
-            f"  aliases  {', '.join(summary.aliases) or '-'}\n"
-            f"  metrics  " + "  ".join(f"{k}={v:.4f}" for k, v in summary.metrics.items()),
-            soft_wrap=True,
-        )
+        print_training_summary(summary, why=outcome.reason)
         if outcome.feedback_rejected:
             console.print(
                 f"[yellow]{outcome.feedback_rejected} feedback label(s) did not fit the target and were "

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shipyard.cli.output import ConsoleReporter, console, error, table, write_json
+from shipyard.cli.output import ConsoleReporter, console, error, print_training_summary, table, write_json
 from shipyard.config.settings import Settings, get_settings
 from shipyard.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
     from shipyard.config.pipeline import PipelineConfig
     from shipyard.data.validation import ValidationReport
-    from shipyard.pipeline.training_run import TrainingResult
+    from shipyard.pipeline.training_run import TrainingSummary
 
 ConfigOption = Annotated[
     Path,
@@ -100,12 +100,12 @@ def train(
         if runner == "zenml":
             from shipyard.orchestration.zenml_runner import run_zenml
 
-            result = run_zenml(cfg, settings)
+            summary = run_zenml(cfg, settings)
         else:
-            from shipyard.pipeline.training_run import train_pipeline
+            from shipyard.pipeline.training_run import run_training
 
             extras = RunExtras(tags={DVC_STAGE_TAG: dvc_stage} if dvc_stage else {})
-            result = train_pipeline(
+            summary = run_training(
                 cfg, settings, reporter, extras=extras, runner="dvc" if dvc_stage else "cli"
             )
     except DataValidationError as exc:
@@ -116,37 +116,27 @@ def train(
         raise
     finally:
         reporter.close()
-    summary = result.summary
-    write_stage_outputs(result, settings, metrics_file, plots_dir, model_dir)
-    verdict = "[green]promoted to champion[/]" if summary.promoted else "[yellow]kept as challenger[/]"
-    console.print(
-        f"\n[bold]{summary.model_name}[/] version {summary.version} — {verdict}\n"
-        f"  reason   {summary.decision.reason}\n"
-        f"  run      {summary.run_id} (experiment '{summary.experiment}')\n"
-        f"  aliases  {', '.join(summary.aliases) or '-'}\n"
-        f"  metrics  " + "  ".join(f"{k}={v:.4f}" for k, v in summary.metrics.items()),
-        soft_wrap=True,
-    )
+    write_stage_outputs(summary, settings, metrics_file, plots_dir, model_dir)
+    print_training_summary(summary)
     if output:
         write_json(output, {"ok": True, **summary.to_dict()})
 
 
 def write_stage_outputs(
-    result: TrainingResult,
+    summary: TrainingSummary,
     settings: Settings,
     metrics_file: Path | None,
     plots_dir: Path | None,
     model_dir: Path | None,
 ) -> None:
     """What a DVC stage tracks: metrics (flat JSON), plot data (CSV) and the model folder."""
-    summary = result.summary
     if metrics_file:
         write_json(metrics_file, {**summary.metrics, "rows_train": summary.rows["train"]})
     if plots_dir:
         import pandas as pd
 
         plots_dir.mkdir(parents=True, exist_ok=True)
-        frame = pd.DataFrame({"actual": result.test_truth, "predicted": result.evaluation.test_predictions})
+        frame = pd.DataFrame({"actual": summary.test_truth, "predicted": summary.test_predictions})
         name = "predictions.csv"
         tmp = plots_dir / f".{name}.tmp"
         frame.to_csv(tmp, index=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.output import ConsoleReporter, console, write_json
+from shipyard.cli.output import ConsoleReporter, console, print_training_summary, write_json
 from shipyard.cli.train import OutputOption
 from shipyard.config.settings import get_settings
 from shipyard.errors import ConfigError
@@ -72,11 +72,7 @@ def tune(
             summary = register_best(cfg, settings, study, where, reporter)
         finally:
             reporter.close()
-        verdict = "promoted to champion" if summary.promoted else "kept as challenger"
-        console.print(
-            f"{summary.model_name} version {summary.version} ({verdict}): {summary.decision.reason}",
-            soft_wrap=True,
-        )
+        print_training_summary(summary, why=f"best params of study '{study}'")
     if output:
         write_json(
             output,

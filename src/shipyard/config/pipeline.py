@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Task = Literal["classification", "regression"]
 DType = Literal["int", "float", "str", "bool"]
+FeatureKind = Literal["numeric", "categorical"]
 Scalar = str | int | float | bool
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
@@ -48,12 +49,12 @@ class ColumnSpec(StrictModel):
     min: float | None = None
     max: float | None = None
     allowed: list[Scalar] | None = Field(None, description="The only values the column may hold.")
-    kind: Literal["numeric", "categorical"] | None = Field(
+    kind: FeatureKind | None = Field(
         None, description="How the model treats it (default: numeric for int/float, else categorical)."
     )
 
     @property
-    def feature_kind(self) -> Literal["numeric", "categorical"]:
+    def feature_kind(self) -> FeatureKind:
         if self.kind is not None:
             return self.kind
         return "numeric" if self.dtype in ("int", "float") else "categorical"
@@ -166,6 +167,28 @@ class PromotionConfig(StrictModel):
 
 
 DriftMethod = Literal["ks", "chisquare", "z", "wasserstein", "jensenshannon", "psi"]
+# The feature kinds each drift test is valid for: the one table that both a config's per-feature
+# choices and the test registry (monitoring.stattests) are checked against.
+DRIFT_METHOD_KINDS: dict[str, tuple[FeatureKind, ...]] = {
+    "ks": ("numeric",),
+    "chisquare": ("categorical", "numeric"),
+    "z": ("categorical",),
+    "wasserstein": ("numeric",),
+    "jensenshannon": ("categorical", "numeric"),
+    "psi": ("numeric", "categorical"),
+}
+
+
+def drift_method_misfit(feature: str, kind: str, method: str) -> str | None:
+    """Why ``method`` cannot test ``feature`` (of ``kind``), naming the tests that can; None when it fits."""
+    fits = DRIFT_METHOD_KINDS.get(method, ())
+    if kind in fits:
+        return None
+    usable = [name for name, kinds in DRIFT_METHOD_KINDS.items() if kind in kinds]
+    return (
+        f"drift test '{method}' does not apply to '{feature}', a {kind} feature ('{method}' is for "
+        f"{' or '.join(fits) or 'no'} features); tests for {kind} features: {', '.join(usable)}"
+    )
 
 
 class DriftOverrideConfig(StrictModel):
@@ -222,6 +245,16 @@ class PipelineConfig(StrictModel):
         strays = [c for c in self.monitoring.drift if c not in self.feature_columns]
         if strays:
             raise ValueError(f"monitoring.drift names columns that are not features: {', '.join(strays)}")
+        return self
+
+    @model_validator(mode="after")
+    def _drift_tests_fit_their_features(self) -> PipelineConfig:
+        for column, override in self.monitoring.drift.items():
+            if override.method is None or column not in self.dataset.columns:
+                continue
+            problem = drift_method_misfit(column, self.dataset.columns[column].feature_kind, override.method)
+            if problem:
+                raise ValueError(f"monitoring.drift.{column}: {problem}")
         return self
 
     @property

@@ -4,8 +4,8 @@ Tests are chosen as Evidently chooses them by default: with a reference of up to
 for numeric features with more than 5 distinct values, chi-squared for categorical and low-cardinality
 numeric features, a two-proportion Z-test for binary ones, drift at p < 0.05; with a larger reference,
 the normed Wasserstein distance for numeric and Jensen–Shannon for the rest, drift at 0.1. Method and
-threshold can be set per feature. The dataset drifts when the share of drifted features reaches
-``drift_share``. Pure: frames in, a report out.
+threshold can be set per feature, among the tests made for the feature's kind. The dataset drifts when
+the share of drifted features reaches ``drift_share``. Pure: frames in, a report out.
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ def feature_drift(
     ref, cur = _values(reference, kind), _values(current, kind)
     method = (override.method if override else None) or default_test(kind, ref)
     test: StatTest = get_stattest(method)
+    test.require_fits(name, kind)
     threshold = override.threshold if override and override.threshold is not None else test.default_threshold
     if ref.size == 0 or cur.size == 0:
         score, drifted = float("nan"), False

@@ -1,7 +1,7 @@
 """``run_zenml(config, settings)``: the training steps as a ZenML pipeline, run here and now.
 
 The pipeline (``orchestration/zenml/``) wraps the functions of ``shipyard.pipeline.steps`` one step each,
-so a ZenML run registers the same model, with the same lineage, as ``train_pipeline``; only the runner tag
+so a ZenML run registers the same model, with the same lineage, as ``run_training``; only the runner tag
 differs (``shipyard.runner=zenml``). ZenML runs offline with its local orchestrator: no server, no login,
 analytics off, and all of its state inside the project:
 
@@ -29,7 +29,7 @@ from shipyard.config.settings import Settings
 from shipyard.errors import ConfigError
 
 if TYPE_CHECKING:
-    from shipyard.pipeline.training_run import TrainingResult
+    from shipyard.pipeline.training_run import TrainingSummary
 
 INSTALL_HINT = "pip install -e '.[zenml]'"
 RUNNER = "zenml"
@@ -153,9 +153,9 @@ def _muted(names: list[str], level: int) -> Iterator[None]:
             logger.removeFilter(drop)
 
 
-def run_zenml(config: PipelineConfig, settings: Settings) -> TrainingResult:
+def run_zenml(config: PipelineConfig, settings: Settings) -> TrainingSummary:
     """Run prepare -> split -> fit -> evaluate -> register -> promote as a ZenML pipeline; return what
-    ``train_pipeline`` returns, with ``runner="zenml"``."""
+    ``run_training`` returns, with ``runner="zenml"``."""
     from shipyard.orchestration.zenml.params import config_param, settings_param, uri_environment
     from shipyard.registry.tracking import ExperimentTracker
 
@@ -199,12 +199,12 @@ def _package_source_root() -> Iterator[None]:
         source_utils.set_custom_source_root(previous)
 
 
-def _result(run: Any, config: PipelineConfig, settings: Settings, elapsed: float) -> TrainingResult:
-    """Build the plain runner's TrainingResult from the run's step outputs."""
+def _result(run: Any, config: PipelineConfig, settings: Settings, elapsed: float) -> TrainingSummary:
+    """Build the plain runner's TrainingSummary from the run's step outputs."""
     from shipyard.data.splits import Split
     from shipyard.pipeline.gate import PromotionDecision
     from shipyard.pipeline.steps import Evaluation, FittedModel, PreparedData, Registration
-    from shipyard.pipeline.training_run import training_result
+    from shipyard.pipeline.training_run import training_summary
 
     steps = run.steps
 
@@ -227,7 +227,7 @@ def _result(run: Any, config: PipelineConfig, settings: Settings, elapsed: float
         if (duration := steps[name].duration) is not None
     }
     seconds["pipeline"] = round(elapsed, 3)  # the whole ZenML run, its own overhead included
-    return training_result(
+    return training_summary(
         config, settings, data, split, fitted, evaluation, registration, decision, seconds, RUNNER
     )
 

@@ -38,7 +38,8 @@ from shipyard.registry.tracking import ExperimentTracker
 
 @dataclass
 class TrainingSummary:
-    """What a training run produced; printed by the CLI and written as JSON with ``--output``."""
+    """What a training run produced, whichever runner ran it; printed by the CLI and written as JSON with
+    ``--output``. The test truth and predictions (DVC plot data) stay out of the JSON."""
 
     config: str
     model_name: str
@@ -55,6 +56,8 @@ class TrainingSummary:
     best_params: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     runner: str = "cli"
+    test_truth: list[Any] = field(default_factory=list, repr=False)
+    test_predictions: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def promoted(self) -> bool:
@@ -62,6 +65,8 @@ class TrainingSummary:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        for per_row in ("test_truth", "test_predictions"):
+            del out[per_row]
         out["decision"] = self.decision.to_dict()
         out["promoted"] = self.promoted
         return out
@@ -79,15 +84,6 @@ class _Timer:
         self.seconds[name] = round(time.perf_counter() - self._started, 3)
 
 
-@dataclass
-class TrainingResult:
-    """The summary plus what DVC stages write as metrics and plot data (test truth and predictions)."""
-
-    summary: TrainingSummary
-    evaluation: Evaluation
-    test_truth: list[Any]
-
-
 def run_training(
     config: PipelineConfig,
     settings: Settings,
@@ -96,18 +92,8 @@ def run_training(
     extras: RunExtras | None = None,
     runner: str = "cli",
 ) -> TrainingSummary:
-    """Train, track, register and gate one model described by ``config``."""
-    return train_pipeline(config, settings, reporter, base_dir, extras, runner).summary
-
-
-def train_pipeline(
-    config: PipelineConfig,
-    settings: Settings,
-    reporter: Reporter | None = None,
-    base_dir: Path | None = None,
-    extras: RunExtras | None = None,
-    runner: str = "cli",
-) -> TrainingResult:
+    """Train, track, register and gate one model described by ``config``: the one training entry point
+    (the CLI, DVC stages, tuning and retraining all call it; the ZenML runner chains the same steps)."""
     report = reporter or NullReporter()
     extras = extras or RunExtras()
     timer = _Timer()
@@ -164,12 +150,12 @@ def train_pipeline(
         "gate", ("promoted to champion: " if decision.promote else "stays challenger: ") + decision.reason
     )
 
-    return training_result(
+    return training_summary(
         config, settings, data, split, fitted, evaluation, registration, decision, timer.seconds, runner
     )
 
 
-def training_result(
+def training_summary(
     config: PipelineConfig,
     settings: Settings,
     data: PreparedData,
@@ -180,10 +166,10 @@ def training_result(
     decision: PromotionDecision,
     seconds: dict[str, float],
     runner: str,
-) -> TrainingResult:
-    """What every runner returns once the steps ran: the summary and the test truth and predictions."""
+) -> TrainingSummary:
+    """What every runner returns once the steps ran, test truth and predictions included."""
     aliases = ModelRegistry(settings).get_version(registration.model_name, registration.version).aliases
-    summary = TrainingSummary(
+    return TrainingSummary(
         config=config.name,
         model_name=registration.model_name,
         version=registration.version,
@@ -199,17 +185,16 @@ def training_result(
         best_params=fitted.best_params,
         seconds=seconds,
         runner=runner,
+        test_truth=split.y_test.tolist(),
+        test_predictions=evaluation.test_predictions,
     )
-    return TrainingResult(summary, evaluation, split.y_test.tolist())
 
 
 __all__ = [
     "FEEDBACK_ARTIFACT",
     "RunExtras",
-    "TrainingResult",
     "TrainingSummary",
     "reference_sample",
     "run_training",
-    "train_pipeline",
-    "training_result",
+    "training_summary",
 ]
