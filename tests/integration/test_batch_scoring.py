@@ -13,7 +13,7 @@ import pytest
 from shipyard.batch.scoring import parse_model_ref, score_file
 from shipyard.config import Settings
 from shipyard.errors import DataError, PredictionInputError
-from shipyard.inference import Predictor
+from shipyard.inference import ReadyModel
 from shipyard.pipeline import run_training
 from shipyard.registry import ModelRegistry
 from tests.conftest import ConfigFactory, iris_rows
@@ -81,7 +81,7 @@ def test_same_answers_as_the_model_and_a_folder_of_csv(iris: Settings, tmp_path:
     )
     assert summary.rows_out == 3_000 and summary.version == "1"
     out = pd.read_csv(tmp_path / "out.csv")
-    expected = Predictor(ModelRegistry(iris).load("iris")).predict(frame[FEATURES])
+    expected = ReadyModel(ModelRegistry(iris).load("iris")).predict_frame(frame[FEATURES])
     assert out["prediction"].tolist() == expected["prediction"].tolist()
     for label in ("setosa", "versicolor", "virginica"):
         np.testing.assert_allclose(out[f"proba_{label}"], expected[f"proba_{label}"], atol=1e-5)
@@ -96,7 +96,7 @@ def test_bad_rows_fail_by_row_number_or_go_to_a_side_file(iris: Settings, tmp_pa
     output = tmp_path / "out.csv"
     output.write_text("earlier results\n")
     with pytest.raises(
-        PredictionInputError, match=r"in row 8: sepal_length: expected a number; nothing was written"
+        PredictionInputError, match=r"in row 8: sepal_length: expected a number, got 'tall'; nothing was written"
     ):
         score_file(iris, "iris", None, source, output, chunk_rows=20)
     assert output.read_text() == "earlier results\n"  # untouched by the failed run

@@ -180,9 +180,9 @@ def test_housing_regression_logs_predicted_vs_actual(
     assert types["alley"] == ("string", False)
     raw = pd.read_csv(housing_config().dataset.source.path, keep_default_na=False, na_values=[""])
     rows = raw.drop(columns=["alley", "lot_frontage"]).head(3)  # optional columns may be absent
-    from shipyard.inference import Predictor
+    from shipyard.inference import ReadyModel
 
-    out = Predictor(loaded).predict(rows)
+    out = ReadyModel(loaded).predict_frame(rows)
     assert np.isfinite(out["prediction"]).all()
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from shipyard.errors import RegistryError
+from shipyard.registry.deadline import RegistryDeadline, redact_uri
 from shipyard.registry.models import LoadedModel, ModelVersionInfo
 from shipyard.serving.holder import ModelHolder
 from tests.unit.conftest import IRIS_ROWS
@@ -22,8 +26,15 @@ class FakeRegistry:
         self.broken_versions: set[str] = set()
         self.unreachable = False
         self.loads: list[str] = []
+        self.checks: list[str] = []
+        self.hang = threading.Event()  # while clear, a hanging registry: calls wait for it
+        self.hang.set()
+        self.slow_load = threading.Event()  # while clear, loads wait for it (the registry still answers)
+        self.slow_load.set()
 
     def resolve(self, name: str, alias: str) -> ModelVersionInfo | None:
+        self.checks.append(name)
+        self.hang.wait(30)
         if self.unreachable:
             raise RegistryError("cannot reach http://registry: connection refused")
         if self.alias_version is None:
@@ -34,23 +45,28 @@ class FakeRegistry:
 
     def load(self, name: str, ref: str) -> LoadedModel:
         self.loads.append(ref)
+        self.slow_load.wait(30)
         if ref in self.broken_versions:
             raise OSError(f"artifact for version {ref} is corrupt")
         b = self.base
         return LoadedModel(b.model, name, ref, f"run-{ref}", b.inputs, b.tags, b.input_example, b.metrics)
 
 
-def make(iris_loaded: tuple[LoadedModel, Any]) -> tuple[ModelHolder, FakeRegistry, list[str]]:
+def make(
+    iris_loaded: tuple[LoadedModel, Any], names: tuple[str, ...] = ("iris",), **bounds: float
+) -> tuple[ModelHolder, FakeRegistry, list[str]]:
     fake = FakeRegistry(iris_loaded[0])
     events: list[str] = []
     holder = ModelHolder(
-        ["iris"],
+        list(names),
         "champion",
         fake.load,
         fake.resolve,
         on_load_failure=lambda name: events.append(f"load-failure:{name}"),
         on_check_failure=lambda: events.append("check-failure"),
         on_swap=lambda new, old: events.append(f"swap:{old.version if old else None}->{new.version}"),
+        where="http://registry.example:5000",
+        **bounds,
     )
     return holder, fake, events
 
@@ -119,9 +135,10 @@ def test_the_service_reports_an_unreachable_registry_and_stays_ready(
     app = create_app(Settings(auth_enabled=False, models=["iris"], reload_interval_seconds=0), holder)
     with TestClient(app) as client:
         fake.unreachable = True
-        reload = client.post("/admin/reload").json()
-        assert reload["models"] == {"iris": "registry unreachable"}
-        assert reload["registry"]["reachable"] is False
+        reload = client.post("/admin/reload")
+        assert reload.status_code == 503
+        assert "http://registry.example:5000 is unreachable" in reload.json()["detail"]
+        assert "still serving iris v1" in reload.json()["detail"]
         assert client.get("/ready").status_code == 200
         assert client.post("/predict", json=IRIS_ROWS[0]).status_code == 200
         detail = client.get("/models/iris").json()
@@ -141,3 +158,94 @@ def test_the_service_reports_an_unreachable_registry_and_stays_ready(
             'shipyard_model_info{alias="champion",model="iris",run_id="run-2",version="2"} 1.0'
             in client.get("/metrics").text
         )
+
+
+def test_a_hanging_registry_shows_within_one_check_and_is_not_asked_again_while_it_hangs(
+    iris_loaded: tuple[LoadedModel, Any],
+) -> None:
+    holder, fake, events = make(iris_loaded, names=("iris", "iris-2"), check_seconds=0.5)
+    asyncio.run(holder.refresh())
+    fake.hang.clear()
+    try:
+        fake.checks.clear()
+        started = time.monotonic()
+        outcome = asyncio.run(holder.refresh())
+        took = time.monotonic() - started
+        assert outcome == {"iris": "registry unreachable", "iris-2": "registry unreachable"}
+        assert took < 0.5 + 0.5, f"a round with a hanging registry took {took:.2f} s"
+        assert fake.checks == ["iris"]  # the round stops asking once the registry failed a check
+        assert not holder.registry.reachable
+        assert "no answer from the registry at http://registry.example:5000 within 0.5 s" in str(
+            holder.registry.error
+        )
+        assert holder.ready and holder.get("iris").version == "1"
+        # still hanging: the next check fails at once instead of piling up another waiting thread
+        started = time.monotonic()
+        assert asyncio.run(holder.refresh())["iris"] == "registry unreachable"
+        assert time.monotonic() - started < 0.45  # well under the 0.5 s deadline: it did not wait
+        assert fake.checks == ["iris"] and "has not answered an earlier call" in str(holder.registry.error)
+    finally:
+        fake.hang.set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and asyncio.run(holder.refresh())["iris"] != "unchanged":
+        time.sleep(0.05)
+    assert holder.registry.reachable and events.count("check-failure") >= 2
+
+
+def test_reload_answers_503_within_its_bound_while_the_registry_hangs(
+    iris_loaded: tuple[LoadedModel, Any],
+) -> None:
+    holder, fake, _ = make(iris_loaded, check_seconds=0.5)
+    asyncio.run(holder.refresh())
+    assert holder.reload_seconds == 1.5
+    fake.hang.clear()
+    try:
+
+        async def scheduled_and_reload() -> float:
+            background = asyncio.ensure_future(holder.refresh())  # a scheduled check, already waiting
+            await asyncio.sleep(0.1)
+            started = time.monotonic()
+            with pytest.raises(RegistryError, match=r"http://registry\.example:5000.*still serving iris v1"):
+                await holder.reload()
+            await background
+            return time.monotonic() - started
+
+        took = asyncio.run(scheduled_and_reload())
+        assert took <= holder.reload_seconds + 0.2, f"reload took {took:.2f} s"
+    finally:
+        fake.hang.set()
+
+
+def test_reload_waits_for_a_version_the_registry_handed_over(iris_loaded: tuple[LoadedModel, Any]) -> None:
+    holder, fake, events = make(iris_loaded, check_seconds=0.3)
+    asyncio.run(holder.refresh())
+    fake.alias_version = "2"
+    fake.slow_load.clear()  # the registry answered the check; the load takes longer than the reload bound
+    release = threading.Timer(holder.reload_seconds + 0.5, fake.slow_load.set)
+    release.start()
+    try:
+        answer = asyncio.run(holder.reload())
+    finally:
+        release.cancel()
+        fake.slow_load.set()
+    assert answer == {"iris": "loaded version 2 (was 1)"}
+    assert holder.get("iris").version == "2" and events[-1] == "swap:1->2"
+
+
+def test_a_deadline_hands_back_the_answer_or_the_error_of_a_prompt_call() -> None:
+    deadline = RegistryDeadline("http://registry.example:5000", 2.0)
+    assert deadline.call("answer", lambda: 42) == 42
+
+    def refused() -> int:
+        raise RegistryError("connection refused")
+
+    with pytest.raises(RegistryError, match="connection refused"):
+        deadline.call("refused", refused)
+
+
+def test_registry_uris_are_shown_without_credentials() -> None:
+    assert redact_uri("https://user:s3cret@mlflow.example.com/api") == "https://mlflow.example.com/api"
+    assert redact_uri("API request to http://tok@10.0.0.1:5000/x failed") == (
+        "API request to http://10.0.0.1:5000/x failed"
+    )
+    assert redact_uri("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"

@@ -1,8 +1,8 @@
 """Streaming batch scoring: CSV or Parquet in (a file or a folder of files), the same format out, read
 and written chunk by chunk with pyarrow so memory stays bounded whatever the input size.
 
-It predicts through the service's engines (``inference.engines``, in their bulk mode) after the same
-input rules (``inference.frames``), so a batch job and the API give the same answer for the same row.
+It scores through the same ``ReadyModel`` as the service (its engine in bulk mode, the same input
+rules), so a batch job and the API give the same answer for the same row.
 The output is written to a temporary name and renamed at the end: an interrupted run leaves no
 half-written file.
 """
@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 
 from shipyard.config.settings import Settings
 from shipyard.errors import DataError, PredictionInputError
-from shipyard.inference.engines import select_engine
-from shipyard.inference.frames import check_frame
+from shipyard.inference import ReadyModel
+from shipyard.inference.frames import missing_columns
 from shipyard.registry.models import LoadedModel, ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ Progress = Callable[[int, int | None], None]
 OnError = Literal["fail", "skip"]
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 SHOWN_ERRORS = 5
+# In a CSV, only an empty field is a missing value (as pandas writes one); any other text, "NA" too, is
+# a value for the input rules to parse or refuse. The API's CSV bodies and Spark read the same way.
+CSV_NULLS = ("",)
 
 
 @dataclass
@@ -111,7 +114,8 @@ def _chunks(path: Path, columns: list[str], loaded: LoadedModel, chunk_rows: int
                 column_types=_csv_types(loaded),
                 include_columns=columns,
                 include_missing_columns=True,
-                strings_can_be_null=True,  # an empty field is a missing value, as pandas reads it
+                null_values=list(CSV_NULLS),
+                strings_can_be_null=True,
             ),
         )
         for batch in reader:
@@ -122,7 +126,7 @@ def _chunks(path: Path, columns: list[str], loaded: LoadedModel, chunk_rows: int
         raise DataError(f"could not read {path}: {str(exc).splitlines()[0]}") from None
 
 
-def _columns_of(path: Path) -> list[str]:
+def columns_of(path: Path) -> list[str]:
     try:
         if SUFFIXES[path.suffix.lower()] == "parquet":
             return list(pq.ParquetFile(path).schema_arrow.names)
@@ -136,16 +140,26 @@ def _columns_of(path: Path) -> list[str]:
 def check_columns(files: Sequence[Path], loaded: LoadedModel, keep: Sequence[str]) -> None:
     """Fail before any scoring when a file lacks a kept column or a required feature."""
     for path in files:
-        present = set(_columns_of(path))
+        present = set(columns_of(path))
         lacking = [c for c in keep if c not in present]
         if lacking:
             raise DataError(f"--keep column(s) not in {path}: {', '.join(lacking)}")
-        absent = [c.name for c in loaded.inputs if c.required and c.name not in present]
+        absent = missing_columns(loaded.inputs, list(present))
         if absent:
             raise PredictionInputError(
                 f"missing feature column(s) in {path}: {', '.join(absent)} "
                 f"(the model needs: {', '.join(c.name for c in loaded.inputs)})"
             )
+
+
+def read_file(path: Path, loaded: LoadedModel, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """A whole CSV or Parquet file read exactly as batch scoring reads it (the features of a CSV as
+    text, for the input rules to parse), after the same column checks."""
+    files = input_files(path)
+    check_columns(files, loaded, keep)
+    wanted = list(dict.fromkeys([*keep, *(c.name for c in loaded.inputs)]))
+    frames = list(_chunks(files[0], wanted, loaded, 100_000))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=wanted)
 
 
 def _total_rows(files: Sequence[Path]) -> int | None:
@@ -216,13 +230,12 @@ def score_file(
     kind = _output_kind(destination)
     started = time.perf_counter()
     loaded = ModelRegistry(settings).load(model, ref)
-    engine, _ = select_engine(loaded, settings.fast_path, settings.onnx_regression_rtol, bulk=True)
+    ready = ReadyModel(
+        loaded, fast_path=settings.fast_path, regression_rtol=settings.onnx_regression_rtol, bulk=True
+    )
     loaded_at = time.perf_counter()
-    features = [c.name for c in loaded.inputs]
     check_columns(files, loaded, keep)
-    wanted = list(dict.fromkeys([*keep, *features]))
-    classes = [str(c) for c in loaded.classes] if loaded.classes is not None else None
-    classifier = classes is not None and hasattr(loaded.model, "predict_proba")
+    wanted = list(dict.fromkeys([*keep, *ready.columns]))
     rejects_path = destination.with_name(destination.name + ".rejects.csv")
     writer, rejects = _Writer(destination, kind), _Writer(rejects_path, "csv")
     total = _total_rows(files)
@@ -232,25 +245,15 @@ def score_file(
             row_base = 0
             for frame in _chunks(path, wanted, loaded, chunk_rows):
                 chunks += 1
-                check = check_frame(loaded.inputs, frame)
+                check = ready.check(frame)
                 numbers = np.arange(row_base + 1, row_base + len(frame) + 1)  # 1-based data rows
                 if check.rejected:
                     bad = ~check.good
                     if on_error == "fail":
-                        shown = "; ".join(
-                            f"row {n}: {r}"
-                            for n, r in zip(
-                                numbers[bad][:SHOWN_ERRORS], check.reasons[bad][:SHOWN_ERRORS], strict=True
-                            )
-                        )
-                        more = (
-                            f" (and {check.rejected - SHOWN_ERRORS} more in this chunk)"
-                            if check.rejected > SHOWN_ERRORS
-                            else ""
-                        )
+                        shown = check.first_rows(SHOWN_ERRORS, numbers)
                         where = f"{path.name}: " if len(files) > 1 else ""
                         raise PredictionInputError(
-                            f"invalid input in {where}{shown}{more}; nothing was written "
+                            f"invalid input in {where}{shown}; nothing was written "
                             "(use --on-error skip to write the bad rows to a side file instead)"
                         )
                     rejected = frame[bad].copy()
@@ -260,13 +263,11 @@ def score_file(
                         rejected.insert(0, "_file", path.name)
                     rejects.write(rejected.astype({c: str for c in rejected.columns if c not in ("_row",)}))
                     rows_rejected += check.rejected
-                out = pd.DataFrame({c: frame[c].to_numpy()[check.good] for c in keep})
-                if len(check.batch[features[0]] if features else []) or not features:
-                    values, proba = engine.predict(check.batch)
-                    out["prediction"] = np.asarray(values)
-                    if classifier and proba is not None and classes is not None:
-                        for i, label in enumerate(classes):
-                            out[f"proba_{label}"] = np.asarray(proba)[:, i]
+                if check.rejected < len(frame):
+                    out = pd.DataFrame({c: frame[c].to_numpy()[check.good] for c in keep})
+                    scored = ready.score(check.batch)
+                    for column in scored.columns:
+                        out[column] = scored[column].to_numpy()
                     out["model_version"] = loaded.version
                     writer.write(out)
                     rows_out += len(out)
@@ -297,6 +298,6 @@ def score_file(
         seconds=round(seconds, 3),
         rows_per_second=round(rows_in / scoring, 1) if scoring > 0 else 0.0,
         chunks=chunks,
-        engine=engine.name,
+        engine=ready.engine.name,
         load_seconds=round(loaded_at - started, 3),
     )

@@ -3,9 +3,9 @@
 Not ``mlflow.pyfunc.spark_udf``: the registered model's pyfunc ``predict`` is the Pipeline's ``predict``
 (labels only), so it cannot give the ``proba_<class>`` columns, and it would bypass the service's input
 checks and engine choice. Instead the driver loads the version through the registry once and
-broadcasts it; each Python worker picks its engine once with the same ``select_engine`` call (bulk
-mode) and scores Arrow batches with ``mapInPandas`` through the same ``check_frame``, so the output
-equals ``score_file``'s row for row, and executors need neither MLflow nor the model store.
+broadcasts it; each Python worker makes the same ``ReadyModel`` from it once (the engine in bulk mode,
+the same input rules) and scores Arrow batches with ``mapInPandas``, so the output equals
+``score_file``'s row for row, and executors need neither MLflow nor the model store.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipyard.batch.scoring import SUFFIXES, Progress, ScoreSummary, check_columns, input_files
+from shipyard.batch.scoring import CSV_NULLS, SUFFIXES, Progress, ScoreSummary, check_columns, input_files
 from shipyard.batch.spark_session import PANDAS_WARNING, require_pyspark, spark_session
 from shipyard.config.settings import Settings
 from shipyard.errors import DataError, PredictionInputError
-from shipyard.inference.engines import Engine, select_engine
-from shipyard.inference.frames import check_frame
+from shipyard.inference import ReadyModel
+from shipyard.inference.ready import PROBA_PREFIX
 from shipyard.registry.models import LoadedModel, ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -53,33 +53,33 @@ class _Plan:
     rows: Any  # Accumulator[int]: rows scored, for progress only
 
 
-_ENGINES: dict[tuple[str, str, str | None, bool, float], Engine] = {}
+_READY: dict[tuple[str, str, str | None, bool, float], ReadyModel] = {}
 
 
-def _engine(loaded: LoadedModel, plan: _Plan) -> Engine:
-    """One engine per model version per worker process (Spark reuses Python workers across tasks)."""
+def _ready(loaded: LoadedModel, plan: _Plan) -> ReadyModel:
+    """One ReadyModel per model version per worker process (Spark reuses Python workers across tasks)."""
     key = (loaded.name, loaded.version, loaded.run_id, plan.fast_path, plan.regression_rtol)
-    if key not in _ENGINES:
-        _ENGINES[key] = select_engine(loaded, plan.fast_path, plan.regression_rtol, bulk=True)[0]
-    return _ENGINES[key]
+    if key not in _READY:
+        _READY[key] = ReadyModel(
+            loaded, fast_path=plan.fast_path, regression_rtol=plan.regression_rtol, bulk=True
+        )
+    return _READY[key]
 
 
 def _score_partition(frames: Iterator[pd.DataFrame], plan: _Plan) -> Iterator[pd.DataFrame]:
     """Runs on the executors: check, predict and shape each batch exactly as ``score_file`` does."""
     loaded: LoadedModel = plan.model.value
-    engine = _engine(loaded, plan)
+    ready = _ready(loaded, plan)
     for frame in frames:
         if frame.empty:
             continue
-        check = check_frame(loaded.inputs, frame)
+        check = ready.check(frame)
         if check.rejected:
             raise PredictionInputError(_rejected(frame, check.good, check.reasons, plan.keep))
         out = pd.DataFrame({c: frame[c].to_numpy() for c in plan.keep})
-        values, proba = engine.predict(check.batch)
-        out["prediction"] = np.asarray(values)
-        if plan.classes is not None and proba is not None:
-            for i, label in enumerate(plan.classes):
-                out[f"proba_{label}"] = np.asarray(proba)[:, i]
+        scored = ready.score(check.batch)
+        for column in scored.columns:
+            out[column] = scored[column].to_numpy()
         out["model_version"] = loaded.version
         out[ORDER] = frame[ORDER].to_numpy()
         plan.rows.add(len(frame))
@@ -121,9 +121,9 @@ def _spark_type(arrow_type: Any) -> Any:
 
 def _read(spark: Any, files: list[Path], loaded: LoadedModel, keep: Sequence[str]) -> Any:
     """The input as a DataFrame of the kept and feature columns present, read as ``score_file`` reads
-    it. From CSV, features come as text with Arrow's missing-value markers ("", NA, NaN, null, ...) as
-    nulls, so a bad value becomes a named bad row in ``check_frame``; kept columns get the types Arrow
-    infers; a malformed file (wrong number of fields) fails the read."""
+    it. From CSV, features come as text with empty fields as nulls (``CSV_NULLS``), so a bad value
+    becomes a named bad row in the input check; kept columns get the types Arrow infers; a malformed
+    file (wrong number of fields) fails the read."""
     from pyspark.sql import functions as sf
     from pyspark.sql import types as st
 
@@ -161,7 +161,7 @@ def _read(spark: Any, files: list[Path], loaded: LoadedModel, keep: Sequence[str
             .option("escape", '"')
             .csv(paths)
         )
-        nulls = list(pacsv.ConvertOptions().null_values)  # the markers score_file's reader uses
+        nulls = list(CSV_NULLS)  # the markers score_file's reader uses
         frame = frame.select(
             *(
                 sf.when(_col(n).isin(nulls), sf.lit(None)).otherwise(_col(n)).alias(n)
@@ -192,7 +192,7 @@ def _output_schema(source: Any, keep: Sequence[str], loaded: LoadedModel, classe
         kind = np.asarray(loaded.classes).dtype.kind
         label = {"i": st.LongType(), "u": st.LongType(), "f": st.DoubleType(), "b": st.BooleanType()}
         fields.append(st.StructField("prediction", label.get(kind, st.StringType())))
-        fields += [st.StructField(f"proba_{c}", st.DoubleType()) for c in classes]
+        fields += [st.StructField(f"{PROBA_PREFIX}{c}", st.DoubleType()) for c in classes]
     fields.append(st.StructField("model_version", st.StringType()))
     fields.append(st.StructField(ORDER, st.LongType()))
     return st.StructType(fields)
@@ -295,10 +295,11 @@ def score_with_spark(
     require_pyspark()
     started = time.perf_counter()
     loaded = ModelRegistry(settings).load(model, ref)
-    # the engine score_file picks (bulk mode); the workers make the same choice from the same inputs
-    engine = select_engine(loaded, settings.fast_path, settings.onnx_regression_rtol, bulk=True)[0]
-    classifier = loaded.classes is not None and hasattr(loaded.model, "predict_proba")
-    classes = [str(c) for c in loaded.classes or []] if classifier else None
+    # the ReadyModel score_file makes (bulk mode); the workers make the same one from the same inputs
+    ready = ReadyModel(
+        loaded, fast_path=settings.fast_path, regression_rtol=settings.onnx_regression_rtol, bulk=True
+    )
+    classes = ready.class_names if ready.is_classifier else None
     check_columns(files, loaded, keep)
     layout = _parquet_layout(files)
     total = layout[0] if layout else None
@@ -307,7 +308,7 @@ def score_with_spark(
 
     with warnings.catch_warnings(), spark_session(master) as spark, _scratch(destination) as scratch:
         warnings.filterwarnings("ignore", message=PANDAS_WARNING, category=FutureWarning)
-        ready = time.perf_counter()
+        spark_ready = time.perf_counter()
         context = spark.sparkContext
         frame = _read(spark, files, loaded, keep)
         frame = frame.withColumn(ORDER, sf.monotonically_increasing_id())
@@ -332,7 +333,7 @@ def score_with_spark(
             loaded.version,
             context.master,
             partitions,
-            engine.name,
+            ready.engine.name,
         )
         schema = _output_schema(frame.schema, keep, loaded, classes)
         scored = frame.mapInPandas(functools.partial(_score_partition, plan=plan), schema)
@@ -367,6 +368,6 @@ def score_with_spark(
         seconds=round(seconds, 3),
         rows_per_second=round(rows / seconds, 1) if seconds > 0 else 0.0,
         chunks=partitions,
-        engine=f"spark+{engine.name}",
-        load_seconds=round(ready - started, 3),
+        engine=f"spark+{ready.engine.name}",
+        load_seconds=round(spark_ready - started, 3),
     )

@@ -43,19 +43,20 @@ def predict(
         typer.Option("--keep", help="Input column to copy to the output (repeatable), e.g. an id."),
     ] = None,
 ) -> None:
-    from shipyard.inference import Predictor
+    from shipyard.batch.scoring import columns_of, read_file
+    from shipyard.inference import ReadyModel
     from shipyard.registry import ModelRegistry
 
-    frame = read_frame(input)
-    loaded = ModelRegistry(get_settings()).load(name, ref)
-    predictor = Predictor(loaded)
-    unused = [c for c in frame.columns if c not in predictor.columns and c not in (keep or [])]
-    if unused and predictor.columns:
+    settings = get_settings()
+    loaded = ModelRegistry(settings).load(name, ref)
+    frame = read_file(input, loaded, keep or ())
+    ready = ReadyModel(
+        loaded, fast_path=settings.fast_path, regression_rtol=settings.onnx_regression_rtol, bulk=True
+    )
+    unused = [c for c in columns_of(input) if c not in ready.columns and c not in (keep or [])]
+    if unused and ready.columns:
         err_console.print(f"note: ignoring column(s) the model does not use: {', '.join(unused)}")
-    missing_keep = [c for c in keep or [] if c not in frame.columns]
-    if missing_keep:
-        raise DataError(f"--keep column(s) not in {input}: {', '.join(missing_keep)}")
-    result = predictor.predict(frame)
+    result = ready.predict_frame(frame)
     result.insert(0, "model_version", loaded.version)
     for column in reversed(keep or []):
         result.insert(0, column, frame[column])

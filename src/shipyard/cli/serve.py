@@ -11,6 +11,7 @@ import typer
 from shipyard.cli.output import err_console
 from shipyard.config.settings import get_settings
 from shipyard.errors import ConfigError
+from shipyard.registry.deadline import redact_uri
 
 token_app = typer.Typer(help="Mint JWT bearer tokens for the service.", no_args_is_help=True)
 
@@ -49,7 +50,7 @@ def serve(
     settings.check_auth()
     auth = "auth on (JWT bearer tokens)" if settings.auth_enabled else "[yellow]auth OFF[/] — local use only"
     err_console.print(
-        f"serving {', '.join(settings.models)} from {settings.store_uri} on "
+        f"serving {', '.join(settings.models)} from {redact_uri(settings.store_uri)} on "
         f"http://{settings.host}:{settings.port} ({auth}); docs at /docs",
         soft_wrap=True,
     )

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         description="Models to serve (comma-separated in the environment); the first is the default.",
     )
     reload_interval_seconds: float = Field(30.0, ge=0, description="How often to check aliases; 0 = never.")
+    registry_timeout_seconds: float = Field(
+        5.0, gt=0, le=300, description="Longest the service waits for the registry to answer an alias check."
+    )
+    registry_load_timeout_seconds: float = Field(
+        120.0, gt=0, description="Longest the service waits for the registry to hand over a model version."
+    )
     max_rows: int = Field(10_000, ge=1, description="Rows per request; more is answered 413.")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body limit; more is 413.")
     access_log: bool = Field(True, description="One JSON log line per request.")

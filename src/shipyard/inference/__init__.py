@@ -1,5 +1,5 @@
-"""Inference: a loaded model ready to predict, with input checked and coerced from its signature."""
+"""Inference: THE model ready to predict, with its input rules and its engine (see ``ready``)."""
 
-from shipyard.inference.predictor import Predictor
+from shipyard.inference.ready import Prediction, ReadyModel
 
-__all__ = ["Predictor"]
+__all__ = ["Prediction", "ReadyModel"]

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from shipyard.inference.columns import INTEGER, NUMBER, STRING, kind_of
 from shipyard.inference.records import Batch, batch_frame, batch_rows
 from shipyard.registry.models import InputColumn, LoadedModel
 
@@ -82,8 +83,7 @@ class OnnxEngine:
         self.fallback = fallback
         self.classes = np.asarray(classes) if classes is not None else None
         self._dtypes = {
-            c.name: (np.float32 if single and _NUMPY[c.type] is np.float64 else _NUMPY[c.type])
-            for c in inputs
+            c.name: (np.float32 if single and kind_of(c) is NUMBER else kind_of(c).dtype) for c in inputs
         }
         self._outputs = [o.name for o in session.get_outputs()]
 
@@ -110,15 +110,6 @@ class OnnxEngine:
         return labels, proba
 
 
-_NUMPY: dict[str, Any] = {
-    "double": np.float64,
-    "float": np.float64,
-    "long": np.int64,
-    "integer": np.int64,
-    "string": object,
-}
-
-
 def _convert(model: Any, inputs: list[InputColumn], classifier: bool, single: bool = False) -> Any:
     """An ONNX Runtime session for ``model``; ``single`` feeds float32 (ONNX Runtime's tree regressors
     take no doubles), which is why regressors need an accepted tolerance."""
@@ -131,18 +122,15 @@ def _convert(model: Any, inputs: list[InputColumn], classifier: bool, single: bo
         StringTensorType,
     )
 
-    real = FloatTensorType if single else DoubleTensorType
-    kinds = {
-        "double": real,
-        "float": real,
-        "long": Int64TensorType,
-        "integer": Int64TensorType,
-        "string": StringTensorType,
+    tensors = {
+        NUMBER: FloatTensorType if single else DoubleTensorType,
+        INTEGER: Int64TensorType,
+        STRING: StringTensorType,
     }
-    unsupported = [c.name for c in inputs if c.type not in kinds]
+    unsupported = [c.name for c in inputs if kind_of(c) not in tensors]
     if unsupported:
         raise ValueError(f"no ONNX input type for {', '.join(unsupported)}")
-    types = [(c.name, kinds[c.type]([None, 1])) for c in inputs]
+    types = [(c.name, tensors[kind_of(c)]([None, 1])) for c in inputs]
     options = {id(model.steps[-1][1]): {"zipmap": False}} if classifier else None
     onx = to_onnx(model, initial_types=types, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
     if not single:
@@ -210,18 +198,17 @@ def reference_batch(loaded: LoadedModel, rows: int = REFERENCE_ROWS, seed: int =
     for column in loaded.inputs:
         stats = profile.get(column.name, {})
         seen = list(example[column.name]) if example is not None and column.name in example else []
-        if column.type in ("double", "float", "long", "integer"):
+        kind = kind_of(column)
+        if kind in (NUMBER, INTEGER):
             q = stats.get("quantiles") or {}
             low, high = q.get("0.01", stats.get("min")), q.get("0.99", stats.get("max"))
             if low is None or high is None:
                 values = np.array(seen, dtype=float)
                 low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
             drawn = rng.uniform(low, high, rows)
-            if column.type in ("long", "integer"):
+            if kind is INTEGER:
                 drawn = np.round(drawn)
-            batch[column.name] = np.concatenate([np.asarray(seen, dtype=float), drawn]).astype(
-                _NUMPY[column.type]
-            )
+            batch[column.name] = np.concatenate([np.asarray(seen, dtype=float), drawn]).astype(kind.dtype)
         else:
             categories = list((stats.get("frequencies") or {}).keys()) or [
                 str(v) for v in seen if isinstance(v, str)
@@ -240,7 +227,7 @@ def select_engine(
     scikit-learn's vectorised predict: measured here, ONNX Runtime's one-thread tree ensembles were ~2x
     slower per row on big chunks, while they win on the service's one-row requests. Both give the same
     answers: ONNX is only ever chosen where it agrees with scikit-learn."""
-    classifier = loaded.classes is not None and hasattr(loaded.model, "predict_proba")
+    classifier = loaded.is_classifier
     sklearn = SklearnEngine(loaded.model, classifier)
     if not fast_path:
         return sklearn, "fast path off"

@@ -1,4 +1,7 @@
-"""Validate JSON-style input (records or columns) against a model's inputs, then build its batch.
+"""Validate JSON-style input (records, rows or columns) against a model's inputs, then build its batch.
+
+The shape of a request (objects, lists, unknown or absent features) is checked here; every value is
+checked by the one rule set in ``inference.columns``, which files and frames use too.
 
 Every problem is collected with its location (record index and feature name), capped so a huge bad
 request does not produce a huge answer, and the input itself is never echoed back beyond the one
@@ -7,14 +10,14 @@ offending value (shortened).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from shipyard.errors import PredictionInputError
+from shipyard.inference.columns import check_column, choices
 from shipyard.registry.models import InputColumn
 
 MAX_ERRORS = 20
@@ -32,28 +35,16 @@ def batch_frame(batch: Batch) -> pd.DataFrame:
     return pd.DataFrame(batch, copy=False)
 
 
-_SHOWN_CHOICES = 10
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _choices(values: Iterable[Any]) -> str:
-    values = list(values)
-    shown = ", ".join(str(v) for v in values[:_SHOWN_CHOICES])
-    return shown + (f", ... ({len(values)} in all)" if len(values) > _SHOWN_CHOICES else "")
+Error = dict[str, Any]
 
 
 class InputSchema:
-    """Built once per loaded model; checks rows and returns a frame the model's Pipeline accepts."""
+    """Built once per loaded model; checks rows and returns the batch the model's engine takes."""
 
     def __init__(self, inputs: Sequence[InputColumn]) -> None:
         self.inputs = list(inputs)
         self.names = [c.name for c in self.inputs]
         self.by_name = {c.name: c for c in self.inputs}
-        self.allowed = {c.name: set(c.allowed) for c in self.inputs if c.allowed}
 
     def describe(self) -> list[dict[str, Any]]:
         return [
@@ -66,165 +57,68 @@ class InputSchema:
             for c in self.inputs
         ]
 
-    def _check(self, column: InputColumn, value: Any, loc: list[Any], errors: list[dict[str, Any]]) -> Any:
-        """The value as the model wants it, or None after recording an error."""
-        name = column.name
-        if value is None:
-            if column.required:
-                errors.append(
-                    {"loc": loc, "msg": "missing value; this feature is required", "type": "missing"}
-                )
-            return None
-        kind = column.type
-        if kind in ("double", "float"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                errors.append(
-                    {"loc": loc, "msg": f"expected a number, got {_short(value)}", "type": "float_type"}
-                )
-                return None
-            if not math.isfinite(value):
-                errors.append(
-                    {
-                        "loc": loc,
-                        "msg": "expected a finite number, got NaN or infinity",
-                        "type": "finite_number",
-                    }
-                )
-                return None
-            return float(value)
-        if kind in ("long", "integer"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                errors.append(
-                    {"loc": loc, "msg": f"expected an integer, got {_short(value)}", "type": "int_type"}
-                )
-                return None
-            if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-                errors.append(
-                    {"loc": loc, "msg": f"expected an integer, got {_short(value)}", "type": "int_type"}
-                )
-                return None
-            return int(value)
-        if kind == "boolean":
-            if not isinstance(value, bool):
-                errors.append(
-                    {"loc": loc, "msg": f"expected true or false, got {_short(value)}", "type": "bool_type"}
-                )
-                return None
-            return value
-        # string
-        if not isinstance(value, str):
-            errors.append(
-                {"loc": loc, "msg": f"expected a string, got {_short(value)}", "type": "string_type"}
-            )
-            return None
-        allowed = self.allowed.get(name)
-        if allowed is not None and value not in allowed:
-            expected = _choices(sorted(map(str, allowed)))
-            msg = f"unknown category {_short(value)} (expected one of: {expected})"
-            errors.append({"loc": loc, "msg": msg, "type": "enum"})
-            return None
-        return value
-
-    def _fast_columns(self, columns: dict[str, list[Any]]) -> Batch | None:
-        """The common case checked in bulk: every value already of its column's type (no nulls, no
-        text in number columns, allowed categories). None sends the caller to the per-value path,
-        which finds and names each problem."""
-        batch: Batch = {}
-        for column in self.inputs:
-            values = columns[column.name]
-            kinds = set(map(type, values))
-            if column.type in ("double", "float"):
-                if not kinds <= {float, int}:
-                    return None
-                array = np.array(values, dtype=np.float64)
-                if not np.isfinite(array).all():
-                    return None
-            elif column.type in ("long", "integer"):
-                if kinds != {int}:
-                    return None
-                array = np.array(values, dtype=np.int64)
-            elif column.type == "string":
-                if kinds != {str}:
-                    return None
-                allowed = self.allowed.get(column.name)
-                if allowed is not None and not allowed.issuperset(values):
-                    return None
-                array = np.array(values, dtype=object)
-            else:
-                return None
-            batch[column.name] = array
-        return batch
+    def _unknown(self, loc: list[Any]) -> Error:
+        return {
+            "loc": loc,
+            "msg": f"unknown feature (expected: {choices(self.names)})",
+            "type": "extra_forbidden",
+        }
 
     def batch_from_rows(self, names: Sequence[Any], rows: Sequence[Any], prefix: Sequence[Any]) -> Batch:
         """``dataframe_split``-style input: column names and rows of values."""
-        if (
-            rows
-            and list(names) == self.names
-            and all(isinstance(r, list) and len(r) == len(self.names) for r in rows)
-        ):
-            fast = self._fast_columns(dict(zip(self.names, map(list, zip(*rows, strict=True)), strict=True)))
-            if fast is not None:
-                return fast
-        records = []
+        width = len(names)
         for i, row in enumerate(rows):
-            if not isinstance(row, list) or len(row) != len(names):
-                msg = f"expected a list of {len(names)} values"
+            if not isinstance(row, list) or len(row) != width:
+                msg = f"expected a list of {width} values"
                 loc = [*prefix, i]
                 raise PredictionInputError(
                     f"invalid input: {'.'.join(map(str, loc))}: {msg}",
                     [{"loc": loc, "msg": msg, "type": "list_type"}],
                 )
-            records.append(dict(zip(names, row, strict=True)))
-        return self.batch_from_records(records, prefix)
+        if list(names) == self.names:
+            columns = dict(zip(self.names, map(list, zip(*rows, strict=True)), strict=True)) if rows else {}
+            return self._finish(columns, len(rows), [], lambda i, name: [*prefix, i, name])
+        return self.batch_from_records([dict(zip(names, row, strict=True)) for row in rows], prefix)
 
-    def batch_from_records(self, records: Sequence[Any], prefix: Sequence[Any] = ("records",)) -> Batch:
-        """Records (one dict per row) to a batch; raise PredictionInputError naming every bad field."""
-        if records and all(isinstance(r, dict) and len(r) == len(self.names) for r in records):
+    def batch_from_records(
+        self, records: Sequence[Any], prefix: Sequence[Any] = ("records",), text: bool = False
+    ) -> Batch:
+        """Records (one dict per row) to a batch; raise PredictionInputError naming every bad field.
+        ``text``: the values were read from text (a CSV body), so numbers and booleans are parsed."""
+        names = self.names
+
+        def where(i: int, name: str) -> list[Any]:
+            return [*prefix, i, name]
+
+        if records and all(type(r) is dict and len(r) == len(names) for r in records):
             try:
-                fast = self._fast_columns({n: [r[n] for r in records] for n in self.names})
+                columns = {n: [r[n] for r in records] for n in names}
             except KeyError:
-                fast = None
-            if fast is not None:
-                return fast
-        errors: list[dict[str, Any]] = []
-        columns: dict[str, list[Any]] = {name: [] for name in self.names}
-        known = self.by_name
+                pass
+            else:
+                return self._finish(columns, len(records), [], where, text=text)
+        errors: list[Error] = []
+        reported: set[tuple[int, str]] = set()  # shape errors already said; their values are not checked
+        columns = {name: [] for name in names}
         for i, record in enumerate(records):
-            if len(errors) >= MAX_ERRORS:
-                break
             if not isinstance(record, Mapping):
-                errors.append(
-                    {
-                        "loc": [*prefix, i],
-                        "msg": "expected an object of feature names to values",
-                        "type": "dict_type",
-                    }
-                )
-                continue
-            for key in record:
-                if key not in known:
-                    errors.append(
-                        {
-                            "loc": [*prefix, i, key],
-                            "msg": f"unknown feature (expected: {_choices(self.names)})",
-                            "type": "extra_forbidden",
-                        }
-                    )
+                msg = "expected an object of feature names to values"
+                errors.append({"loc": [*prefix, i], "msg": msg, "type": "dict_type"})
+                reported.update((i, name) for name in names)
+                record = {}
+            errors.extend(self._unknown([*prefix, i, key]) for key in record if key not in self.by_name)
             for column in self.inputs:
-                value = record.get(column.name)
-                if column.name not in record and column.required:
-                    errors.append(
-                        {"loc": [*prefix, i, column.name], "msg": "field required", "type": "missing"}
-                    )
-                    continue
-                columns[column.name].append(self._check(column, value, [*prefix, i, column.name], errors))
-        return self._finish(columns, len(records), errors)
+                if column.name not in record and (i, column.name) not in reported and column.required:
+                    errors.append({"loc": where(i, column.name), "msg": "field required", "type": "missing"})
+                    reported.add((i, column.name))
+                columns[column.name].append(record.get(column.name))
+        return self._finish(columns, len(records), errors, where, reported, text)
 
     def batch_from_columns(
         self, data: Mapping[str, Sequence[Any]], prefix: Sequence[Any] = ("inputs",)
     ) -> Batch:
-        """Columns (feature name -> values) to a frame, with the same checks as records."""
-        errors: list[dict[str, Any]] = []
+        """Columns (feature name -> values) to a batch, with the same checks as records."""
+        errors: list[Error] = []
         lengths = {len(v) for v in data.values() if isinstance(v, (list, tuple))}
         if len(lengths) > 1:
             raise PredictionInputError(
@@ -238,38 +132,49 @@ class InputSchema:
                 ],
             )
         rows = lengths.pop() if lengths else 0
-        columns: dict[str, list[Any]] = {name: [] for name in self.names}
         for key, values in data.items():
             if key not in self.by_name:
-                errors.append(
-                    {
-                        "loc": [*prefix, key],
-                        "msg": f"unknown feature (expected: {_choices(self.names)})",
-                        "type": "extra_forbidden",
-                    }
-                )
+                errors.append(self._unknown([*prefix, key]))
             elif not isinstance(values, (list, tuple)):
                 errors.append(
                     {"loc": [*prefix, key], "msg": "expected a list of values", "type": "list_type"}
                 )
+        columns: dict[str, list[Any]] = {}
+        reported: set[tuple[int, str]] = set()
         for column in self.inputs:
             given = data.get(column.name)
-            if not isinstance(given, (list, tuple)):
-                if column.name not in data:
-                    if column.required:
-                        errors.append(
-                            {"loc": [*prefix, column.name], "msg": "field required", "type": "missing"}
-                        )
-                    else:
-                        columns[column.name] = [None] * rows
-                continue
-            for i, value in enumerate(given):
-                if len(errors) >= MAX_ERRORS:
-                    break
-                columns[column.name].append(self._check(column, value, [*prefix, column.name, i], errors))
-        return self._finish(columns, rows, errors)
+            if isinstance(given, (list, tuple)):
+                columns[column.name] = list(given)
+            elif column.name not in data and column.required:
+                errors.append({"loc": [*prefix, column.name], "msg": "field required", "type": "missing"})
+                reported.update((i, column.name) for i in range(rows))
+            elif column.name in data:
+                reported.update((i, column.name) for i in range(rows))  # not a list: said above
+        return self._finish(columns, rows, errors, lambda i, name: [*prefix, name, i], reported)
 
-    def _finish(self, columns: dict[str, list[Any]], rows: int, errors: list[dict[str, Any]]) -> Batch:
+    def _finish(
+        self,
+        columns: dict[str, list[Any]],
+        rows: int,
+        errors: list[Error],
+        where: Callable[[int, str], list[Any]],
+        reported: set[tuple[int, str]] | frozenset[tuple[int, str]] = frozenset(),
+        text: bool = False,
+    ) -> Batch:
+        """Check every value by the shared rule; raise with every problem (capped) or return the batch.
+        A column absent from ``columns`` is all missing (allowed only for optional features)."""
+        batch: Batch = {}
+        for column in self.inputs:
+            if len(errors) >= MAX_ERRORS:
+                break
+            values = columns.get(column.name)
+            check = check_column(column, [None] * rows if values is None else values, text, MAX_ERRORS)
+            errors.extend(
+                {"loc": where(i, column.name), "msg": r.message, "type": r.type}
+                for i, r in check.refused.items()
+                if (i, column.name) not in reported
+            )
+            batch[column.name] = check.values
         if errors:
             shown = errors[:MAX_ERRORS]
             first = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in shown[:3])
@@ -280,17 +185,4 @@ class InputSchema:
                 "invalid input: no rows",
                 [{"loc": [], "msg": "at least one row is required", "type": "too_short"}],
             )
-        frame: Batch = {}
-        for column in self.inputs:
-            values = columns[column.name]
-            if not values:
-                values = [None] * rows
-            if column.type in ("double", "float"):
-                frame[column.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
-            elif column.type in ("long", "integer"):
-                frame[column.name] = np.array(values, dtype="int64")
-            elif column.type == "boolean":
-                frame[column.name] = np.array(values, dtype=bool)
-            else:
-                frame[column.name] = np.array([np.nan if v is None else v for v in values], dtype=object)
-        return frame
+        return batch

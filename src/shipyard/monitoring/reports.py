@@ -10,7 +10,7 @@ import pandas as pd
 from shipyard.config.loading import parse_config
 from shipyard.config.settings import Settings
 from shipyard.errors import DataError
-from shipyard.inference.predictor import Predictor
+from shipyard.inference import ReadyModel
 from shipyard.monitoring.drift import DriftOverride, DriftReport, compute_drift
 from shipyard.monitoring.prediction_log import read_log
 from shipyard.registry.artifacts import PREDICTION_COLUMN
@@ -94,7 +94,10 @@ def drift_for_model(
     require_features(reference, current)
     scored = current[reference.features].copy()
     loaded = registry.load(name, reference.version)
-    scored[PREDICTION_COLUMN] = Predictor(loaded).predict(current)["prediction"].to_numpy()
+    ready = ReadyModel(
+        loaded, fast_path=settings.fast_path, regression_rtol=settings.onnx_regression_rtol, bulk=True
+    )
+    scored[PREDICTION_COLUMN] = ready.predict_frame(current)["prediction"].to_numpy()
     return drift_against(reference, scored)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from shipyard.config.settings import Settings
 from shipyard.errors import ModelNotFoundError, RegistryError
 from shipyard.registry.artifacts import CONFIG_ARTIFACT, PROFILE_ARTIFACT, REFERENCE_ARTIFACT
+from shipyard.registry.deadline import redact_uri
 from shipyard.registry.lineage import TAG_PREFIX
 from shipyard.registry.tracking import configure_mlflow
 
@@ -66,6 +67,11 @@ class LoadedModel:
         classes = getattr(self.model, "classes_", None)
         return None if classes is None else list(classes)
 
+    @property
+    def is_classifier(self) -> bool:
+        """A model with class labels and probabilities: the one test every scoring path uses."""
+        return self.classes is not None and hasattr(self.model, "predict_proba")
+
 
 @contextmanager
 def _mlflow_errors(what: str, store: str) -> Iterator[None]:
@@ -79,9 +85,9 @@ def _mlflow_errors(what: str, store: str) -> Iterator[None]:
         # ("... alias champion not found") from a server
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in exc.message.lower():
             raise ModelNotFoundError(f"{what}: not found in {store}") from None
-        raise RegistryError(f"{what}: {exc.message.splitlines()[0]}") from None
+        raise RegistryError(f"{what}: {redact_uri(exc.message.splitlines()[0])}") from None
     except OSError as exc:
-        raise RegistryError(f"{what}: cannot reach {store}: {exc}") from None
+        raise RegistryError(f"{what}: cannot reach {store}: {redact_uri(str(exc))}") from None
 
 
 class ModelRegistry:
@@ -92,7 +98,8 @@ class ModelRegistry:
 
         configure_mlflow(settings)
         self.settings = settings
-        self.store = settings.store_uri
+        self.store = redact_uri(settings.store_uri)
+        self.where = redact_uri(settings.registry_uri or settings.store_uri)  # the registry, fit to show
         self.client = MlflowClient(
             tracking_uri=settings.store_uri, registry_uri=settings.registry_uri or settings.store_uri
         )

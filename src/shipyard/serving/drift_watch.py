@@ -11,6 +11,7 @@ from shipyard.config.settings import Settings
 from shipyard.monitoring.drift import DriftReport
 from shipyard.monitoring.prediction_log import read_log
 from shipyard.monitoring.reports import DriftReference, drift_against
+from shipyard.registry.deadline import RegistryDeadline, redact_uri
 from shipyard.serving.holder import ServedModel
 from shipyard.serving.metrics import ServiceMetrics
 
@@ -25,13 +26,23 @@ class DriftWatch:
         self.metrics = metrics
         self._load_reference = load_reference
         self._references: dict[tuple[str, str], DriftReference] = {}
+        # fetching a reference is a registry call: bounded like the holder's loads
+        self._deadline = RegistryDeadline(
+            redact_uri(settings.registry_uri or settings.store_uri), settings.registry_load_timeout_seconds
+        )
         self.reports: dict[str, DriftReport] = {}
 
     def compute(self, model: ServedModel) -> DriftReport | None:
         """Drift of ``model``'s version over the latest ``drift_window`` logged rows (None: no rows yet)."""
         key = (model.name, model.version)
         if key not in self._references:
-            self._references[key] = self._load_reference(model.name, model.version)
+            reference = self._deadline.call(
+                f"drift reference of {model.name} version {model.version}",
+                lambda: self._load_reference(model.name, model.version),
+            )
+            # one reference per served name: the version it replaces is not served any more
+            self._references = {k: v for k, v in self._references.items() if k[0] != model.name}
+            self._references[key] = reference
         rows = read_log(
             self.settings.prediction_log_file,
             model.name,

@@ -11,85 +11,35 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from shipyard.config.settings import Settings
 from shipyard.errors import ModelNotFoundError, RegistryError, ShipyardError
-from shipyard.inference.engines import Engine, select_engine
-from shipyard.inference.records import Batch, InputSchema
+from shipyard.inference.ready import ReadyModel
+from shipyard.registry.deadline import RegistryDeadline, bound_mlflow_http
 from shipyard.registry.lineage import TAG_PREFIX
 from shipyard.registry.models import LoadedModel, ModelRegistry, ModelVersionInfo
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Prediction:
-    values: list[Any]
-    probabilities: list[dict[str, float]] | None
-    classes: list[str] | None
+class ServedModel(ReadyModel):
+    """A ReadyModel as the service holds it: which alias it answers for, since when, and what the API
+    reports about it."""
 
-
-@dataclass
-class ServedModel:
-    """One loaded, warmed model version, the engine that runs it and what the API reports about it."""
-
-    loaded: LoadedModel
-    alias: str
-    loaded_at: datetime
-    fast_path: bool = True
-    regression_rtol: float = 0.0
-    schema: InputSchema = field(init=False)
-    engine: Engine = field(init=False)
-    engine_reason: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.schema = InputSchema(self.loaded.inputs)
-        self.engine, self.engine_reason = select_engine(self.loaded, self.fast_path, self.regression_rtol)
-
-    @property
-    def name(self) -> str:
-        return self.loaded.name
-
-    @property
-    def version(self) -> str:
-        return self.loaded.version
-
-    @property
-    def is_classifier(self) -> bool:
-        return self.loaded.classes is not None and hasattr(self.loaded.model, "predict_proba")
-
-    def predict(self, batch: Batch, probabilities: bool = True) -> Prediction:
-        """Predictions for a validated batch; class probabilities only when the route answers them."""
-        values, proba = self.engine.predict(batch)
-        if not self.is_classifier or proba is None:
-            return Prediction(np.asarray(values, dtype=float).tolist(), None, None)
-        classes = self.class_names
-        labels = values.tolist() if isinstance(values, np.ndarray) else [_plain(v) for v in values]
-        if not probabilities:
-            return Prediction(labels, None, classes)
-        table = [dict(zip(classes, row, strict=True)) for row in np.asarray(proba, dtype=float).tolist()]
-        return Prediction(labels, table, classes)
-
-    @property
-    def class_names(self) -> list[str]:
-        return [str(c) for c in self.loaded.classes or []]
-
-    def warm_up(self) -> None:
-        """One prediction on the input example, so the first client request pays no lazy set-up."""
-        example = self.loaded.input_example
-        if isinstance(example, pd.DataFrame) and not example.empty and self.loaded.inputs:
-            records = example.head(1).to_dict("records")
-            clean = [
-                {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
-                for r in records
-            ]
-            self.predict(self.schema.batch_from_records(clean))
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        alias: str,
+        loaded_at: datetime,
+        fast_path: bool = True,
+        regression_rtol: float = 0.0,
+    ) -> None:
+        super().__init__(loaded, fast_path=fast_path, regression_rtol=regression_rtol)
+        self.alias = alias
+        self.loaded_at = loaded_at
 
     def describe(self) -> dict[str, Any]:
         lineage = {
@@ -101,9 +51,7 @@ class ServedModel:
             "alias": self.alias,
             "run_id": self.loaded.run_id,
             "task": "classification" if self.is_classifier else "regression",
-            "classes": [str(c) for c in self.loaded.classes]
-            if self.is_classifier and self.loaded.classes
-            else None,
+            "classes": self.class_names or None,
             "metrics": {
                 k.removeprefix("test_"): v for k, v in self.loaded.metrics.items() if k.startswith("test_")
             },
@@ -112,10 +60,6 @@ class ServedModel:
             "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
             "engine": {"name": self.engine.name, "reason": self.engine_reason},
         }
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass
@@ -127,11 +71,18 @@ class RegistryStatus:
 
 Loader = Callable[[str, str], LoadedModel]
 Resolver = Callable[[str, str], ModelVersionInfo | None]
+UNREACHABLE = "registry unreachable"
+RELOAD_SLACK_SECONDS = 1.0  # what /admin/reload may take beyond one alias check's deadline
 
 
 class ModelHolder:
     """Holds one ServedModel per configured name; ``refresh`` follows the alias. Names under A/B test
-    (``challenger_names``) also hold the version the challenger alias points at, while there is one."""
+    (``challenger_names``) also hold the version the challenger alias points at, while there is one.
+
+    With ``check_seconds`` / ``load_seconds``, every alias check / load waits at most that long for the
+    registry (``RegistryDeadline``): an outage shows within one check and never holds a refresh for
+    longer. Loading, engine selection (the ONNX conversion and its parity check) and warm-up all run in
+    a worker thread, never on the event loop."""
 
     def __init__(
         self,
@@ -146,6 +97,9 @@ class ModelHolder:
         regression_rtol: float = 0.0,
         challenger_alias: str = "challenger",
         challenger_names: list[str] | None = None,
+        where: str = "",
+        check_seconds: float | None = None,
+        load_seconds: float | None = None,
     ) -> None:
         self.fast_path = fast_path
         self.regression_rtol = regression_rtol
@@ -163,6 +117,13 @@ class ModelHolder:
         self._models: dict[str, ServedModel] = {}
         self.errors: dict[str, str] = {}
         self.registry = RegistryStatus()
+        self.where = where  # the registry, named without credentials
+        self._checks = RegistryDeadline(where or "?", check_seconds) if check_seconds else None
+        self._loads = RegistryDeadline(where or "?", load_seconds) if load_seconds else None
+        # /admin/reload answers within this: one alias check's deadline, plus a little
+        self.reload_seconds = (check_seconds or 5.0) + RELOAD_SLACK_SECONDS
+        self._loading: str | None = None  # what a refresh is loading right now, for /admin/reload
+        self._background: set[asyncio.Task[dict[str, str]]] = set()
         self._lock = asyncio.Lock()
 
     def bind(
@@ -195,6 +156,8 @@ class ModelHolder:
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelHolder:
         registry = ModelRegistry(settings)
+        if any(not uri.startswith(("sqlite:", "file:", "/")) for uri in (registry.where, registry.store)):
+            bound_mlflow_http(settings.registry_timeout_seconds)  # over HTTP: MLflow's retries, bounded
         return cls(
             settings.models,
             settings.champion_alias,
@@ -204,6 +167,9 @@ class ModelHolder:
             regression_rtol=settings.onnx_regression_rtol,
             challenger_alias=settings.challenger_alias,
             challenger_names=[n for n in settings.models if settings.ab_enabled(n)],
+            where=registry.where,
+            check_seconds=settings.registry_timeout_seconds,
+            load_seconds=settings.registry_load_timeout_seconds,
         )
 
     @classmethod
@@ -247,12 +213,33 @@ class ModelHolder:
     def ready(self) -> bool:
         return bool(self.names) and all(n in self._models for n in self.names)
 
+    def _registry(self) -> str:
+        return f"the registry at {self.where}" if self.where else "the registry"
+
+    def _serving(self) -> str:
+        served = ", ".join(f"{m.name} v{m.version}" for m in self.loaded())
+        return f"still serving {served}" if served else "no model is loaded"
+
     # --- changing --------------------------------------------------------------------------------
+    def _resolve(self, name: str, alias: str) -> ModelVersionInfo | None:
+        if self._checks is None:
+            return self._resolver(name, alias)
+        return self._checks.call(f"model '{name}' alias '{alias}'", lambda: self._resolver(name, alias))
+
     def _load(self, name: str, ref: str, alias: str) -> ServedModel:
-        loaded = self._loader(name, ref)
-        served = ServedModel(loaded, alias, datetime.now(tz=UTC), self.fast_path, self.regression_rtol)
-        started = time.perf_counter()
-        served.warm_up()
+        """Load, select the engine (ONNX conversion and parity check) and warm up: the caller's thread,
+        never the event loop."""
+        self._loading = f"{name} version {ref}"
+        try:
+            if self._loads is None:
+                loaded = self._loader(name, ref)
+            else:
+                loaded = self._loads.call(f"load {name} version {ref}", lambda: self._loader(name, ref))
+            served = ServedModel(loaded, alias, datetime.now(tz=UTC), self.fast_path, self.regression_rtol)
+            started = time.perf_counter()
+            served.warm_up()
+        finally:
+            self._loading = None
         log.info(
             "loaded %s v%s on %s (%s; warm-up %.1f ms)",
             name,
@@ -263,27 +250,70 @@ class ModelHolder:
         )
         return served
 
-    async def refresh(self) -> dict[str, str]:
-        """Check every alias; load, warm and swap what moved. Returns name -> what happened."""
+    async def refresh(self, outcome: dict[str, str] | None = None) -> dict[str, str]:
+        """Check every alias; load, warm and swap what moved. Returns name -> what happened (also
+        written into ``outcome`` as it goes). Once the registry fails a check, the rest of the round is
+        not asked again: the round ends within one check's deadline."""
+        outcome = {} if outcome is None else outcome
         async with self._lock:
-            outcome: dict[str, str] = {}
             for name in self.names:
-                outcome[name] = await asyncio.to_thread(self._refresh_one, name)
+                if UNREACHABLE in outcome.values():
+                    outcome[name] = self._skipped(name)
+                else:
+                    outcome[name] = await asyncio.to_thread(self._refresh_one, name)
             for name in self.challenger_names:
                 key = f"{name}@{self.challenger_alias}"
-                outcome[key] = await asyncio.to_thread(self._refresh_challenger, name)
+                if UNREACHABLE in outcome.values():
+                    outcome[key] = UNREACHABLE
+                else:
+                    outcome[key] = await asyncio.to_thread(self._refresh_challenger, name)
             return outcome
+
+    def _skipped(self, name: str) -> str:
+        if name not in self._models:
+            self.errors[name] = f"{UNREACHABLE}: {self.registry.error}"
+        return UNREACHABLE
+
+    async def reload(self) -> dict[str, str]:
+        """``refresh`` now, for ``POST /admin/reload``. While the registry does not answer, this raises
+        ``RegistryError`` (503, naming it) within ``reload_seconds``, and what is served stays served.
+        A version the registry did hand over is waited for: the answer comes once it is loaded and
+        swapped (a load is bounded by ``load_seconds`` on the registry's side)."""
+        outcome: dict[str, str] = {}
+        task = asyncio.ensure_future(self.refresh(outcome))
+        self._background.add(task)  # it may outlive this request: keep it referenced until done
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_settled)
+        progress = time.monotonic()  # the last moment the registry was known to be handing a model over
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.1)
+            if self._loading is not None:
+                progress = time.monotonic()
+            elif not task.done() and time.monotonic() - progress > self.reload_seconds:
+                raise RegistryError(
+                    f"no answer from {self._registry()} within {self.reload_seconds:g} s; {self._serving()}"
+                )
+        task.result()  # an unexpected failure of the refresh is this request's too
+        if UNREACHABLE in outcome.values():
+            raise RegistryError(
+                f"{self._registry()} is unreachable ({self.registry.error}); {self._serving()}"
+            )
+        return dict(outcome)
+
+    def _check_failed(self, exc: RegistryError) -> None:
+        self.registry = RegistryStatus(False, str(exc), datetime.now(tz=UTC))
+        self._on_check_failure()
 
     def _refresh_challenger(self, name: str) -> str:
         """Like the champion, except that a challenger whose alias went away stops being served (the
         gate clears the alias when it promotes, which ends the test)."""
         current = self._challengers.get(name)
         try:
-            target = self._resolver(name, self.challenger_alias)
+            target = self._resolve(name, self.challenger_alias)
         except RegistryError as exc:
-            self._on_check_failure()
+            self._check_failed(exc)
             log.warning("registry check failed, keeping the challenger loaded: %s", exc)
-            return "registry unreachable"
+            return UNREACHABLE
         if target is None:
             if current is None:
                 return "no challenger"
@@ -311,13 +341,14 @@ class ModelHolder:
     def _refresh_one(self, name: str) -> str:
         current = self._models.get(name)
         try:
-            target = self._resolver(name, self.alias)
+            target = self._resolve(name, self.alias)
             self.registry = RegistryStatus(True, None, datetime.now(tz=UTC))
         except RegistryError as exc:
-            self.registry = RegistryStatus(False, str(exc), datetime.now(tz=UTC))
-            self._on_check_failure()
+            self._check_failed(exc)
+            if current is None:
+                self.errors[name] = f"{UNREACHABLE}: {exc}"
             log.warning("registry check failed, keeping what is loaded: %s", exc)
-            return "registry unreachable"
+            return UNREACHABLE
         if target is None:
             self.errors[name] = f"no version has alias '{self.alias}'"
             return "no such alias" if current is None else "alias gone; keeping loaded version"
@@ -340,6 +371,12 @@ class ModelHolder:
         self.errors.pop(name, None)
         self._on_swap(fresh, current)
         return f"loaded version {fresh.version}" + (f" (was {current.version})" if current else "")
+
+
+def _settled(task: asyncio.Task[dict[str, str]]) -> None:
+    """A reload's refresh that outlived its request: its failure is logged, not left unretrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a refresh started by /admin/reload failed", exc_info=task.exception())
 
 
 def _no_loader(name: str, ref: str) -> LoadedModel:

@@ -11,12 +11,13 @@ from collections import Counter
 
 from starlette.concurrency import run_in_threadpool
 
+from shipyard.inference import Prediction
 from shipyard.inference.records import Batch, batch_rows
 from shipyard.monitoring.quality import Served
 from shipyard.serving.ab import SHADOW, Route
 from shipyard.serving.calls import Call
 from shipyard.serving.deps import Services
-from shipyard.serving.holder import Prediction, ServedModel
+from shipyard.serving.holder import ServedModel
 
 log = logging.getLogger(__name__)
 

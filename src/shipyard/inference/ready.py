@@ -1,0 +1,127 @@
+"""ReadyModel: THE model ready to predict, the one object every scoring path uses.
+
+The service (through its holder), ``shipyard predict``, batch files, Spark partitions and drift scoring
+all hold a ReadyModel: the loaded version, its input rules (``InputSchema`` for JSON, ``check_frame``
+for files, both from ``inference.columns``) and the engine chosen for it (ONNX Runtime where it provably
+agrees with scikit-learn, scikit-learn otherwise). So the same row gives the same answer, and the same
+bad value the same error, whichever way it comes in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shipyard.errors import PredictionInputError
+from shipyard.inference.engines import Engine, select_engine
+from shipyard.inference.frames import FrameCheck, check_frame
+from shipyard.inference.records import Batch, InputSchema
+from shipyard.registry.models import LoadedModel
+
+SHOWN_ROWS = 5
+PREDICTION = "prediction"
+PROBA_PREFIX = "proba_"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """An answer as the API gives it: plain values, and a class -> probability table per row."""
+
+    values: list[Any]
+    probabilities: list[dict[str, float]] | None
+    classes: list[str] | None
+
+
+class ReadyModel:
+    """A loaded version with its input rules and its engine. ``bulk`` picks the engine for large
+    chunks (files); the service's one-row requests use the default."""
+
+    def __init__(
+        self, loaded: LoadedModel, *, fast_path: bool = True, regression_rtol: float = 0.0, bulk: bool = False
+    ) -> None:
+        self.loaded = loaded
+        self.fast_path = fast_path
+        self.regression_rtol = regression_rtol
+        self.schema = InputSchema(loaded.inputs)
+        self.engine: Engine
+        self.engine, self.engine_reason = select_engine(loaded, fast_path, regression_rtol, bulk=bulk)
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version
+
+    @property
+    def columns(self) -> list[str]:
+        return [c.name for c in self.loaded.inputs]
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.loaded.is_classifier
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(c) for c in self.loaded.classes or []] if self.is_classifier else []
+
+    @property
+    def output_columns(self) -> list[str]:
+        """The columns ``score`` gives: the prediction, then one probability per class."""
+        return [PREDICTION, *(f"{PROBA_PREFIX}{c}" for c in self.class_names)]
+
+    # --- the API's answers ----------------------------------------------------------------------
+    def predict(self, batch: Batch, probabilities: bool = True) -> Prediction:
+        """Predictions for a validated batch; class probabilities only when the caller answers them."""
+        values, proba = self.engine.predict(batch)
+        if not self.is_classifier or proba is None:
+            return Prediction(np.asarray(values, dtype=float).tolist(), None, None)
+        classes = self.class_names
+        labels = values.tolist() if isinstance(values, np.ndarray) else [_plain(v) for v in values]
+        if not probabilities:
+            return Prediction(labels, None, classes)
+        table = [dict(zip(classes, row, strict=True)) for row in np.asarray(proba, dtype=float).tolist()]
+        return Prediction(labels, table, classes)
+
+    # --- files and frames -----------------------------------------------------------------------
+    def check(self, frame: pd.DataFrame) -> FrameCheck:
+        """The frame's feature columns checked by the shared rules (text parsed first)."""
+        return check_frame(self.loaded.inputs, frame)
+
+    def score(self, batch: Batch) -> pd.DataFrame:
+        """A validated batch scored into ``output_columns`` (the one place they are named)."""
+        values, proba = self.engine.predict(batch)
+        out = pd.DataFrame({PREDICTION: np.asarray(values)})
+        if self.is_classifier and proba is not None:
+            table = np.asarray(proba, dtype=float)
+            for i, label in enumerate(self.class_names):
+                out[f"{PROBA_PREFIX}{label}"] = table[:, i]
+        return out
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Score every row of ``frame`` or fail naming the first bad rows (1-based, as in a file)."""
+        check = self.check(frame)
+        if check.rejected:
+            raise PredictionInputError(f"invalid input: {check.first_rows(SHOWN_ROWS)}")
+        out = self.score(check.batch)
+        out.index = frame.index
+        return out
+
+    def warm_up(self) -> None:
+        """One prediction on the input example, so the first client request pays no lazy set-up."""
+        example = self.loaded.input_example
+        if isinstance(example, pd.DataFrame) and not example.empty and self.loaded.inputs:
+            records = example.head(1).to_dict("records")
+            clean = [
+                {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+                for r in records
+            ]
+            self.predict(self.schema.batch_from_records(clean))
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
