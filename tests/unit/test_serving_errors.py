@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.conftest import IRIS_ROWS, AppFactory
+import shipyard
+from tests.unit.conftest import IRIS_ROWS, SECRET, AppFactory
 
 
 def test_missing_extra_and_mistyped_features_are_each_named(client: TestClient) -> None:
@@ -130,3 +134,136 @@ def test_drift_endpoint_without_a_watch_says_why(client: TestClient) -> None:
     response = client.get("/models/iris/drift")
     assert response.status_code == 404 and "needs the prediction log" in response.json()["detail"]
     assert client.get("/models/wine/drift").status_code == 404
+
+
+# Routes anyone may call (the README's endpoint table says "open"); every other route names its scope
+# in its summary ("(scope: predict)") and must refuse a request without a token before reading its body.
+OPEN_ROUTES = {
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/ping"),
+    ("GET", "/version"),
+    ("GET", "/models"),
+    ("GET", "/models/{name}"),
+    ("GET", "/models/{name}/drift"),
+    ("GET", "/metrics"),
+    ("GET", "/v2"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+    ("GET", "/v2/models/{name}"),
+    ("GET", "/v2/models/{name}/ready"),
+    ("GET", "/v2/models/{name}/versions/{version}"),
+    ("GET", "/v2/models/{name}/versions/{version}/ready"),
+}
+PATH_VALUES = {"name": "iris", "version": "1", "job_id": "0" * 32}
+ODD_BODIES = [
+    b"",
+    b"null",
+    b"true",
+    b"0",
+    b'"text"',
+    b"[]",
+    b"[null]",
+    b"{",
+    b"{}",
+    b'{"a": NaN}',
+    b'{"a": "\\ud800"}',
+    b"\xff\xfe",
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"a": 1e400, "b": ' + b"9" * 400 + b"}",
+]
+
+
+def documented_routes(client: TestClient) -> list[tuple[str, str, str]]:
+    """(method, path template, summary) of every route in the app's OpenAPI document."""
+    paths = client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    return [
+        (method.upper(), path, operation.get("summary", ""))
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    ]
+
+
+def test_every_route_that_takes_a_body_answers_odd_bodies_with_a_4xx(client_for: AppFactory) -> None:
+    """The README's claim, for every route there is: the routes come from the app itself, so a route
+    added later is covered without editing this test."""
+    client = client_for(redis_url="redis://127.0.0.1:9/0")
+    routes = [(m, p) for m, p, _ in documented_routes(client) if m in ("POST", "PUT", "PATCH")]
+    assert {"/predict", "/invocations", "/v2/models/{name}/infer", "/feedback", "/batch/jobs"} <= {
+        p for _, p in routes
+    }
+    failures = []
+    for method, template in routes:
+        path = template.format(**PATH_VALUES)
+        for body in ODD_BODIES:
+            for content_type in ("application/json", "text/csv"):
+                answer = client.request(method, path, content=body, headers={"content-type": content_type})
+                if answer.status_code >= 500 or (
+                    answer.status_code >= 400
+                    and not (answer.json().get("detail") or answer.json().get("error"))
+                ):
+                    failures.append(f"{method} {path} {content_type} {body[:30]!r}: {answer.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+def test_every_protected_route_checks_the_token_before_the_body(client_for: AppFactory) -> None:
+    secured = client_for(auth_enabled=True, jwt_secret=SECRET, redis_url="redis://127.0.0.1:9/0")
+    routes = documented_routes(secured)
+    protected = [(m, p) for m, p, summary in routes if "(scope: " in summary]
+    unclassified = {(m, p) for m, p, summary in routes if "(scope: " not in summary} - OPEN_ROUTES
+    assert not unclassified, (
+        f"say in the summary which scope these need, or list them as open: {unclassified}"
+    )
+    assert ("POST", "/batch/jobs") in protected and ("POST", "/admin/reload") in protected
+    for method, template in protected:
+        path = template.format(**PATH_VALUES)
+        for body in (b"", b"{", b"null", b'{"unknown": 1}', b"[" * 5_000):
+            answer = secured.request(method, path, content=body, headers={"content-type": "application/json"})
+            assert answer.status_code == 401, (method, path, body[:20], answer.text)
+            assert answer.json()["detail" if not path.startswith("/v2") else "error"].startswith(
+                "missing bearer"
+            )
+            assert answer.headers["www-authenticate"] == "Bearer"
+        wrong_type = secured.request(method, path, content=b"a=1", headers={"content-type": "text/plain"})
+        assert wrong_type.status_code == 401, (method, path, wrong_type.text)
+    for method, template in OPEN_ROUTES:
+        assert secured.request(method, template.format(**PATH_VALUES)).status_code != 401, template
+
+
+def test_a_batch_job_body_is_validated_after_the_token(client_for: AppFactory, tmp_path: Path) -> None:
+    secured = client_for(
+        auth_enabled=True, jwt_secret=SECRET, batch_root=str(tmp_path), redis_url="redis://127.0.0.1:9/0"
+    )
+    now = int(time.time())
+    headers = {
+        "authorization": "Bearer "
+        + jwt.encode({"sub": "b", "scope": "batch", "aud": "shipyard", "exp": now + 600}, SECRET)
+    }
+    assert secured.post("/batch/jobs", json={"model": "iris"}).status_code == 401
+    missing = secured.post("/batch/jobs", json={"model": "iris"}, headers=headers)
+    assert missing.status_code == 422
+    assert {tuple(e["loc"]) for e in missing.json()["detail"]} == {("body", "input"), ("body", "output")}
+    assert missing.json()["detail"][0]["msg"] == "Field required"
+    extra = secured.post(
+        "/batch/jobs", json={"model": "iris", "input": "a", "output": "b.csv", "x": 1}, headers=headers
+    )
+    assert extra.status_code == 422 and extra.json()["detail"][0]["loc"] == ["body", "x"]
+    malformed = secured.post(
+        "/batch/jobs", content=b"{", headers={**headers, "content-type": "application/json"}
+    )
+    assert malformed.status_code == 400 and malformed.json()["detail"].startswith("malformed JSON")
+    form = secured.post("/batch/jobs", content=b"a=1", headers={**headers, "content-type": "text/plain"})
+    assert form.status_code == 415
+    schema = secured.get("/openapi.json").json()["paths"]["/batch/jobs"]["post"]["requestBody"]
+    assert schema["content"]["application/json"]["schema"]["required"] == ["model", "input", "output"]
+
+
+def test_mlflow_ping_and_version(client_for: AppFactory) -> None:
+    """As `mlflow models serve` answers them: /ping 200 with a bare newline once the models are loaded;
+    /version the server's version as text. Both open, like /health."""
+    secured = client_for(auth_enabled=True, jwt_secret=SECRET)
+    ping = secured.get("/ping")
+    assert ping.status_code == 200 and ping.text == "\n"
+    version = secured.get("/version")
+    assert version.status_code == 200 and version.text == shipyard.__version__
+    assert version.headers["content-type"].startswith("text/plain")

@@ -53,6 +53,12 @@ class LiveQuality:
             served = self._recent.get(request_id)
             return None if not served else len(Served._make(served[0]).predictions)
 
+    def predicted_by_classifier(self, request_id: str) -> bool | None:
+        """Whether that request was answered by a classifier (labels) or a regressor (numbers)."""
+        with self._lock:
+            served = self._recent.get(request_id)
+            return None if not served else bool(Served._make(served[0]).classifier)
+
     def add_feedback(self, request_id: str, labels: list[Any]) -> list[Key]:
         """Join ``labels`` (one per predicted row) with each answer given to that request; the keys it
         touched (none when the id is unknown)."""

@@ -1,23 +1,34 @@
-"""A pure ASGI middleware: request id, body size limit, Prometheus timing, one JSON access-log line."""
+"""A pure ASGI middleware: request id, body size limit, content encoding, Prometheus timing, one JSON
+access-log line."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import time
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.errors import RequestTooLargeError
 from shipyard.serving.accesslog import AccessLog
+from shipyard.serving.errors import problem_body
 from shipyard.serving.metrics import ServiceMetrics
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
+_NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class RequestIds:
@@ -46,21 +57,39 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = ""
-        declared = None
+        declared = encoding = None
         for key, value in scope.get("headers") or ():
             if key == _REQUEST_ID_KEY:
                 given = value.decode("latin-1")
             elif key == b"content-length":
                 declared = value
+            elif key == b"content-encoding":
+                encoding = value
         request_id = given if given and _CLIENT_ID.match(given) else self.ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
 
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._reject_too_large(send, request_id, int(declared))
+            message = f"request body of {int(declared)} bytes is over the {self.max_body_bytes}-byte limit"
+            await self._reject(scope, send, request_id, 413, message)
             self._record(scope, 413, started, request_id)
             return
+        query = scope.get("query_string", b"")
+        if query and not query.isascii() and not _utf8(query):
+            # servers pass the query's raw bytes; Starlette's URL and query parsing assume UTF-8
+            message = "the query string is not valid UTF-8 (percent-encode it)"
+            await self._reject(scope, send, request_id, 400, message)
+            self._record(scope, 400, started, request_id)
+            return
+        if encoding is not None and scope.get("method") not in _NO_BODY:
+            name = encoding.decode("latin-1").strip().lower()
+            if name not in ("", "identity"):
+                # a compressed body would be read as garbage (or inflate past the size limit): say so
+                message = f"unsupported Content-Encoding '{name[:40]}': send the body uncompressed"
+                await self._reject(scope, send, request_id, 415, message)
+                self._record(scope, 415, started, request_id)
+                return
 
         received = 0
         limit = self.max_body_bytes
@@ -106,14 +135,13 @@ class RequestContextMiddleware:
                 }
             )
 
-    async def _reject_too_large(self, send: Send, request_id: str, size: int) -> None:
-        body = json.dumps(
-            {"detail": f"request body of {size} bytes is over the {self.max_body_bytes}-byte limit"}
-        ).encode()
+    async def _reject(self, scope: Scope, send: Send, request_id: str, status: int, message: str) -> None:
+        """Answered before the app runs, in the same problem shape the error handlers use."""
+        body = orjson.dumps(problem_body(str(scope.get("path", "")), message))
         headers: list[Any] = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (REQUEST_ID_HEADER.encode(), request_id.encode()),
         ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -1,8 +1,10 @@
 """Turn request bodies of each protocol into a validated batch (feature -> array) for one model.
 
-Bodies are parsed here (not by pydantic models) so that every client mistake gets the right status:
-400 for a body that is not JSON, 415 for a content type we do not read, 413 for too many rows, 422 with
-the field named for anything the model cannot take.
+Bodies are parsed here (not by pydantic models), the one place every route reads a body, so that every
+client mistake gets the right status from the project's own errors (``shipyard.errors``, each carrying
+its HTTP status): 400 for a body that cannot be read (empty, not JSON, not UTF-8, nested deeper than
+``MAX_DEPTH``), 415 for a content type we do not read, 413 for too many rows, 422 with the field named
+for anything the model cannot take.
 """
 
 from __future__ import annotations
@@ -10,41 +12,157 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
+from typing import Any, TypeVar
 
 import orjson
 import pandas as pd
-from fastapi import HTTPException
+from pydantic import BaseModel, ValidationError
 
-from shipyard.errors import PredictionInputError, RequestTooLargeError
+from shipyard.errors import (
+    InvalidRequestError,
+    MalformedRequestError,
+    PredictionInputError,
+    RequestTooLargeError,
+    UnsupportedMediaTypeError,
+)
+from shipyard.inference.columns import KINDS, STRING
 from shipyard.inference.records import Batch, InputSchema
 
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
+
+# No protocol here nests deeper than 5 (V2: body, inputs, tensor, data, [x]); far deeper bodies are
+# attacks on recursive code (the standard library's parser, repr, serialisers), refused before any runs.
+MAX_DEPTH = 32
+_CONTAINERS = frozenset({dict, list})
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')  # what translate() deletes
+_INT64 = 2**63
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def require_media_type(content_type: str, allowed: Sequence[str]) -> str:
     """The media type of a Content-Type header value, or 415 when it is not one we read."""
     kind = content_type.split(";")[0].strip().lower()
     if kind not in allowed and not (kind.endswith("+json") and "application/json" in allowed):
-        got = f"'{kind}'" if kind else "no Content-Type"
-        raise HTTPException(415, f"unsupported media type: {got} (send {' or '.join(allowed)})")
+        got = f"'{kind[:100]}'" if kind else "no Content-Type"
+        raise UnsupportedMediaTypeError(f"unsupported media type: {got} (send {' or '.join(allowed)})")
     return kind
 
 
 def parse_json(body: bytes) -> Any:
-    """orjson for speed; the standard library as a fallback only to read NaN/Infinity literals, which
-    are then refused field by field (422) instead of as malformed JSON (400)."""
-    if not body:
-        raise HTTPException(400, "empty request body (expected JSON)")
+    """orjson for speed; the standard library as a fallback only to read what orjson refuses but a
+    client may fairly send (NaN/Infinity literals, 1e400, a UTF-8 BOM, UTF-16), whose values are then
+    refused field by field (422) instead of as malformed JSON (400)."""
+    if not body or body.isspace():
+        raise MalformedRequestError("empty request body (expected JSON)")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise HTTPException(400, f"malformed JSON: {exc}") from None
+        value = _parse_lenient(body, exc)
+    else:
+        # orjson stops at 1024 levels; a body with few brackets cannot be deep, so one row costs nothing
+        if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+            _check_depth(body, value)
+    return value
+
+
+def parse_model(model: type[M], body: bytes, content_type: str) -> M:
+    """A JSON body validated into ``model``, through the same guards as every other body; called by a
+    route after its auth check, so a client without a token learns nothing about the body's rules."""
+    require_media_type(content_type, JSON_TYPES)
+    data = parse_json(body)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:20]]
+        first = errors[0]
+        raise InvalidRequestError(
+            f"invalid request: {'.'.join(map(str, first['loc']))}: {first['msg']}", errors
+        ) from None
+
+
+def _parse_lenient(body: bytes, first: orjson.JSONDecodeError) -> Any:
+    if "depth limit" in str(first):
+        raise _too_deep()
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise _too_deep() from None
+    except UnicodeDecodeError as exc:
+        raise MalformedRequestError(
+            f"malformed JSON: the body is not valid UTF-8 (byte {exc.start}); send UTF-8 JSON"
+        ) from None
+    except ValueError:
+        raise MalformedRequestError(f"malformed JSON: {first}") from None
+    _check_lenient(value)
+    return value
+
+
+def _too_deep() -> MalformedRequestError:
+    return MalformedRequestError(f"malformed JSON: nested more than {MAX_DEPTH} levels deep (the limit)")
+
+
+def _check_depth(body: bytes, value: Any) -> None:
+    """The nesting depth read off the body's brackets in C: keep only quotes and brackets, drop the
+    strings (``""`` pairs: a quote left over means a string held a bracket), then strip the innermost
+    pairs once per level. Bodies this cannot read (escapes, brackets in strings) are walked instead."""
+    if b"\\" not in body:
+        skeleton = body.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+        if b'"' not in skeleton:
+            for _ in range(MAX_DEPTH):
+                if not skeleton:
+                    return
+                skeleton = skeleton.replace(b"[]", b"-").replace(b"{}", b"-").replace(b"-", b"")
+            if skeleton:
+                raise _too_deep()
+            return
+    level = [value]
+    for _ in range(MAX_DEPTH):
+        dicts = [c for c in level if type(c) is dict]
+        lists = (c for c in level if type(c) is list)
+        children = list(chain(chain.from_iterable(map(dict.values, dicts)), *lists))
+        if _CONTAINERS.isdisjoint(map(type, children)):
+            return
+        level = [c for c in children if type(c) in _CONTAINERS]
+    raise _too_deep()
+
+
+def _check_lenient(value: Any) -> None:
+    """What the standard library lets through and orjson would not: depth beyond ``MAX_DEPTH`` and
+    lone surrogates (``"\\ud800"``), which no UTF-8 answer or log line could hold."""
+    stack: list[tuple[Any, int, list[Any]]] = [(value, 1, [])]
+    while stack:
+        item, depth, loc = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, loc)
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise _too_deep()
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(key, str):
+                    _check_text(key, loc)
+                stack.append((child, depth + 1, [*loc, key]))
+
+
+def _check_text(text: str, loc: list[Any]) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        where = "".join(f"[{k}]" if isinstance(k, int) else f".{_printable(k)}" for k in loc) or "the body"
+        raise MalformedRequestError(
+            f"malformed JSON: a lone surrogate escape (like \\ud800) in a string at {where}; "
+            "strings must be valid Unicode"
+        ) from None
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:60]
 
 
 def check_rows(count: int, limit: int) -> None:
@@ -56,6 +174,36 @@ def _invalid(loc: list[Any], msg: str, kind: str = "value_error") -> PredictionI
     return PredictionInputError(
         f"invalid input: {'.'.join(map(str, loc))}: {msg}", [{"loc": loc, "msg": msg, "type": kind}]
     )
+
+
+def _checked(build: Callable[[], T], data: Any, prefix: list[Any]) -> T:
+    """Run a schema check; a number no 64-bit column can hold (``2**70``, ``1e400`` written out as an
+    integer) becomes a 422 naming where it is, not an overflow deep in NumPy."""
+    try:
+        return build()
+    except OverflowError:
+        errors = _out_of_range(data, prefix)
+        if not errors:
+            errors = [{"loc": prefix, "msg": "a number is out of range", "type": "number_range"}]
+        first = errors[0]
+        raise PredictionInputError(
+            f"invalid input: {'.'.join(map(str, first['loc']))}: {first['msg']}", errors
+        ) from None
+
+
+def _out_of_range(data: Any, prefix: list[Any], limit: int = 20) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    stack: list[tuple[Any, list[Any]]] = [(data, prefix)]
+    while stack and len(errors) < limit:
+        item, loc = stack.pop()
+        if isinstance(item, int) and not isinstance(item, bool) and not -_INT64 <= item < _INT64:
+            msg = "number out of range (integers must fit in 64 bits)"
+            errors.append({"loc": loc, "msg": msg, "type": "number_range"})
+        elif isinstance(item, Mapping):
+            stack.extend((v, [*loc, k]) for k, v in reversed(list(item.items())))
+        elif isinstance(item, list):
+            stack.extend((v, [*loc, i]) for i, v in reversed(list(enumerate(item))))
+    return errors
 
 
 def records_from_predict_body(body: Any) -> tuple[list[Any], list[Any]]:
@@ -77,7 +225,7 @@ def records_from_predict_body(body: Any) -> tuple[list[Any], list[Any]]:
 
 def batch_from_records(schema: InputSchema, records: list[Any], prefix: list[Any], max_rows: int) -> Batch:
     check_rows(len(records), max_rows)
-    return schema.batch_from_records(records, prefix)
+    return _checked(lambda: schema.batch_from_records(records, prefix), records, prefix)
 
 
 _MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -106,14 +254,18 @@ def batch_from_mlflow_json(schema: InputSchema, body: Any, max_rows: int) -> Bat
             or not isinstance(payload.get("data"), list)
         ):
             raise _invalid([key], 'expected {"columns": [...], "data": [[...], ...]}', "dict_type")
-        check_rows(len(payload["data"]), max_rows)
-        return schema.batch_from_rows(payload["columns"], payload["data"], [key, "data"])
+        columns, data = payload["columns"], payload["data"]
+        for i, column in enumerate(columns):
+            if not isinstance(column, str):
+                raise _invalid([key, "columns", i], "expected a column name (a string)", "string_type")
+        check_rows(len(data), max_rows)
+        return _checked(lambda: schema.batch_from_rows(columns, data, [key, "data"]), data, [key, "data"])
     if isinstance(payload, list):
         return batch_from_records(schema, payload, [key], max_rows)
     if isinstance(payload, Mapping) and key in ("instances", "inputs"):
         lengths = [len(v) for v in payload.values() if isinstance(v, list)]
         check_rows(max(lengths, default=0), max_rows)
-        return schema.batch_from_columns(payload, [key])
+        return _checked(lambda: schema.batch_from_columns(payload, [key]), payload, [key])
     raise _invalid(
         [key],
         "expected a list of records" + (" or an object of columns" if key != "dataframe_records" else ""),
@@ -122,33 +274,29 @@ def batch_from_mlflow_json(schema: InputSchema, body: Any, max_rows: int) -> Bat
 
 
 def batch_from_csv(schema: InputSchema, body: bytes, max_rows: int) -> Batch:
-    """A CSV body with a header row, as `mlflow models serve` reads it."""
-    if not body.strip():
-        raise HTTPException(400, "empty CSV body")
+    """A CSV body with a header row, as `mlflow models serve` takes it, read as batch files are: every
+    field as text (an empty field is missing), then parsed by the shared input rules."""
+    if not body or body.isspace():
+        raise MalformedRequestError("empty CSV body (expected a header row and rows)")
     try:
-        frame = pd.read_csv(io.BytesIO(body))
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"malformed CSV: {str(exc).splitlines()[0]}") from None
+        frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_values=[""])
+    except UnicodeDecodeError as exc:
+        raise MalformedRequestError(
+            f"malformed CSV: the body is not valid UTF-8 (byte {exc.start}); send UTF-8 CSV"
+        ) from None
+    except (ValueError, pd.errors.ParserError, OverflowError) as exc:
+        raise MalformedRequestError(f"malformed CSV: {str(exc).splitlines()[0][:200]}") from None
     check_rows(len(frame), max_rows)
     records = [
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
         for row in frame.to_dict("records")
     ]
-    return schema.batch_from_records(records, ["csv"])
-
-
-_V2_TYPES = {
-    "double": "FP64",
-    "float": "FP64",
-    "long": "INT64",
-    "integer": "INT64",
-    "string": "BYTES",
-    "boolean": "BOOL",
-}
+    return _checked(lambda: schema.batch_from_records(records, ["csv"], text=True), records, ["csv"])
 
 
 def v2_datatype(mlflow_type: str) -> str:
-    return _V2_TYPES.get(mlflow_type, "BYTES")
+    """The V2 tensor datatype of an MLflow signature type (from the one column-type table)."""
+    return KINDS.get(mlflow_type, STRING).v2
 
 
 def batch_from_v2(schema: InputSchema, body: Any, max_rows: int) -> Batch:
@@ -171,8 +319,8 @@ def batch_from_v2(schema: InputSchema, body: Any, max_rows: int) -> Batch:
         shape = tensor.get("shape")
         if isinstance(shape, list) and shape and isinstance(shape[0], int) and shape[0] != len(data):
             raise _invalid(
-                ["inputs", i, "shape"], f"shape {shape} does not match {len(data)} values", "shape"
+                ["inputs", i, "shape"], f"shape {shape[:8]} does not match {len(data)} values", "shape"
             )
         columns[tensor["name"]] = data
     check_rows(max((len(v) for v in columns.values()), default=0), max_rows)
-    return schema.batch_from_columns(columns, ["inputs"])
+    return _checked(lambda: schema.batch_from_columns(columns, ["inputs"]), columns, ["inputs"])

@@ -1,8 +1,9 @@
 """Batch scoring jobs: ``POST /batch/jobs`` queues one, ``GET /batch/jobs/{id}`` follows it.
 
 The service only checks and queues; ``shipyard batch worker`` processes score (``shipyard.batch.queue``).
-Both routes need a token with the ``batch`` scope (``admin`` implies it). Paths are confined to
-``SHIPYARD_BATCH_ROOT``: a path outside it is refused (403) before anything is read.
+Both routes need a token with the ``batch`` scope (``admin`` implies it), checked before the body is
+read: the body is parsed and validated by the route itself (``parsing.parse_model``), after the token.
+Paths are confined to ``SHIPYARD_BATCH_ROOT``: a path outside it is refused (403) before anything is read.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from shipyard.batch.jobs import JobSpec
 from shipyard.batch.paths import BatchPathError, check_paths
 from shipyard.batch.queue import BatchQueue, QueueUnavailableError
-from shipyard.errors import ForbiddenError, PredictionInputError
+from shipyard.errors import ConflictError, ForbiddenError, InvalidRequestError
 from shipyard.serving.auth import Principal
 from shipyard.serving.deps import require, services
+from shipyard.serving.parsing import parse_model
 from shipyard.serving.responses import FastJSONResponse
 
 log = logging.getLogger(__name__)
@@ -90,8 +92,8 @@ def _path_error(exc: BatchPathError) -> Exception:
     if exc.kind == "outside":
         return ForbiddenError(str(exc))
     if exc.kind == "exists":
-        return HTTPException(409, str(exc))
-    return PredictionInputError(
+        return ConflictError(str(exc))
+    return InvalidRequestError(
         "invalid batch job", [{"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}]
     )
 
@@ -110,11 +112,18 @@ def _unavailable(exc: QueueUnavailableError) -> HTTPException:
     "/jobs",
     status_code=202,
     summary="Queue a batch scoring job (scope: batch)",
+    response_model=BatchJobAccepted,
     responses={403: {}, 409: {}, 422: {}, 503: {"description": "the queue (Redis) is unreachable"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": BatchJobRequest.model_json_schema()}},
+        }
+    },
 )
-async def submit_job(
-    body: BatchJobRequest, request: Request, principal: BatchScope, queue: QueueDep
-) -> FastJSONResponse:
+async def submit_job(request: Request, principal: BatchScope, queue: QueueDep) -> FastJSONResponse:
+    # the token dependency has run: only now is the body read and validated
+    body = parse_model(BatchJobRequest, await request.body(), request.headers.get("content-type", ""))
     settings = queue.settings
     try:
         paths = await run_in_threadpool(

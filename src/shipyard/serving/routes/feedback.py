@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 
-from shipyard.errors import PredictionInputError
-from shipyard.serving.calls import call_from_request
-from shipyard.serving.deps import authorize
+from shipyard.errors import InvalidRequestError
+from shipyard.monitoring.quality import LiveQuality
+from shipyard.serving.deps import authorize, services
 from shipyard.serving.parsing import JSON_TYPES, parse_json, require_media_type
 
 router = APIRouter(tags=["monitoring"])
@@ -37,27 +38,57 @@ _BODY = {
 }
 
 
+_SHAPE = 'expected {"request_id": ..., "label": ...} or {"feedback": [{"request_id": ..., "labels": [...]}]}'
+_SCALARS = (str, int, float, bool)
+
+
+def _bad(errors: list[dict[str, Any]]) -> InvalidRequestError:
+    return InvalidRequestError("invalid feedback: " + "; ".join(e["msg"] for e in errors[:3]), errors[:20])
+
+
+def _label_error(label: Any, loc: list[Any]) -> dict[str, Any] | None:
+    if label is None or not isinstance(label, _SCALARS):
+        return {"loc": loc, "msg": "a label is a string, a number or a boolean", "type": "label_type"}
+    if isinstance(label, float) and not math.isfinite(label):
+        return {"loc": loc, "msg": "a label must be a finite number", "type": "finite_number"}
+    if isinstance(label, int) and not -(2**63) <= label < 2**63:
+        return {
+            "loc": loc,
+            "msg": "number out of range (integers must fit in 64 bits)",
+            "type": "number_range",
+        }
+    if isinstance(label, str) and len(label) > 1000:
+        return {"loc": loc, "msg": "a label is at most 1,000 characters", "type": "string_too_long"}
+    return None
+
+
 def _items(body: Any) -> list[tuple[str, list[Any]]]:
     """Validate every item before any is applied, so a bad item changes nothing."""
-    raw = body.get("feedback") if isinstance(body, Mapping) and "feedback" in body else [body]
+    if not isinstance(body, Mapping):
+        raise _bad([{"loc": [], "msg": _SHAPE, "type": "dict_type"}])
+    many = "feedback" in body
+    raw = body["feedback"] if many else [body]
     if not isinstance(raw, list) or not raw:
-        raise PredictionInputError(
-            "invalid feedback",
-            [{"loc": ["feedback"], "msg": "expected a non-empty list", "type": "list_type"}],
-        )
+        raise _bad([{"loc": ["feedback"], "msg": "expected a non-empty list", "type": "list_type"}])
     errors: list[dict[str, Any]] = []
     items: list[tuple[str, list[Any]]] = []
     for i, item in enumerate(raw):
-        loc: list[Any] = ["feedback", i] if len(raw) > 1 or "feedback" in body else []
+        if len(errors) >= 20:
+            break
+        loc: list[Any] = ["feedback", i] if many else []
         if not isinstance(item, Mapping) or not isinstance(item.get("request_id"), str):
             errors.append(
                 {"loc": [*loc, "request_id"], "msg": "expected a request id (string)", "type": "missing"}
             )
             continue
+        if not 0 < len(item["request_id"]) <= 128:
+            msg = "a request id is 1 to 128 characters (the X-Request-Id a prediction answered)"
+            errors.append({"loc": [*loc, "request_id"], "msg": msg, "type": "string_too_long"})
+            continue
         if "labels" in item and isinstance(item["labels"], list) and item["labels"]:
-            labels = list(item["labels"])
-        elif "label" in item and item["label"] is not None and not isinstance(item["label"], (list, dict)):
-            labels = [item["label"]]
+            labels, where = list(item["labels"]), [[*loc, "labels", j] for j in range(len(item["labels"]))]
+        elif "label" in item and item["label"] is not None:
+            labels, where = [item["label"]], [[*loc, "label"]]
         else:
             errors.append(
                 {
@@ -67,12 +98,33 @@ def _items(body: Any) -> list[tuple[str, list[Any]]]:
                 }
             )
             continue
+        found = [e for e in map(_label_error, labels, where) if e is not None]
+        if found:
+            errors.extend(found)
+            continue
         items.append((item["request_id"], labels))
     if errors:
-        raise PredictionInputError(
-            "invalid feedback: " + "; ".join(e["msg"] for e in errors[:3]), errors[:20]
-        )
+        raise _bad(errors)
     return items
+
+
+def _check_against_predictions(quality: LiveQuality, items: list[tuple[str, list[Any]]]) -> None:
+    """Counts must match what was predicted, and a regressor's truth must be a number, before anything is
+    recorded (a text label joined to a regressor would break its error metrics for every later call)."""
+    for request_id, labels in items:
+        rows = quality.predicted_rows(request_id)
+        if rows is not None and rows != len(labels):
+            msg = f"{len(labels)} label(s) for request {request_id[:64]}, which predicted {rows} row(s)"
+            raise InvalidRequestError(
+                f"invalid feedback: {msg}", [{"loc": ["feedback"], "msg": msg, "type": "length"}]
+            )
+        if quality.predicted_by_classifier(request_id) is False:
+            for label in labels:
+                if isinstance(label, bool) or not isinstance(label, (int, float)):
+                    msg = f"request {request_id[:64]} was answered by a regressor: its labels are numbers"
+                    raise InvalidRequestError(
+                        f"invalid feedback: {msg}", [{"loc": ["feedback"], "msg": msg, "type": "float_type"}]
+                    )
 
 
 @router.post(
@@ -81,19 +133,12 @@ def _items(body: Any) -> list[tuple[str, list[Any]]]:
     openapi_extra=_BODY,
 )
 async def feedback(request: Request) -> dict[str, Any]:
-    call = await call_from_request(request)
-    svc = call.svc
-    authorize(call.authorization, svc, "predict")
-    require_media_type(call.content_type, JSON_TYPES)
-    items = _items(parse_json(call.body))
+    svc = services(request)
+    authorize(request.headers.get("authorization"), svc, "predict")  # before the body is read
+    require_media_type(request.headers.get("content-type", ""), JSON_TYPES)
+    items = _items(parse_json(await request.body()))
+    _check_against_predictions(svc.quality, items)
     quality, metrics = svc.quality, svc.metrics
-    for request_id, labels in items:  # counts must match before anything is recorded
-        rows = quality.predicted_rows(request_id)
-        if rows is not None and rows != len(labels):
-            msg = f"{len(labels)} label(s) for request {request_id}, which predicted {rows} row(s)"
-            raise PredictionInputError(
-                f"invalid feedback: {msg}", [{"loc": ["feedback"], "msg": msg, "type": "length"}]
-            )
     matched, unmatched, touched = 0, [], set()
     for request_id, labels in items:
         keys = quality.add_feedback(request_id, labels)

@@ -1,4 +1,5 @@
-"""Health, readiness, model metadata, Prometheus metrics and the admin reload."""
+"""Health, readiness (also as MLflow's ``/ping``), version, model metadata, Prometheus metrics and the
+admin reload."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from shipyard import __version__
 from shipyard.serving.deps import AdminScope, HolderDep, MetricsDep, services
 from shipyard.serving.memory import settle as _settle_memory
 from shipyard.serving.responses import FastJSONResponse
@@ -19,6 +21,28 @@ router = APIRouter(tags=["operations"])
 @router.get("/health", summary="Alive (Kubernetes liveness)")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get(
+    "/ping",
+    summary="MLflow's health check: 200 once every model is loaded, 404 before (as `mlflow models serve`)",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}, 404: {"description": "a model is not loaded"}},
+)
+async def ping(holder: HolderDep) -> Response:
+    # MLflow's scoring server answers a bare newline, 200 when its model is loaded and 404 otherwise;
+    # its clients and SageMaker-style probes read only the status
+    return Response(content="\n", status_code=200 if holder.ready else 404, media_type="application/json")
+
+
+@router.get(
+    "/version",
+    summary="The Shipyard version, as text (as MLflow's `/version` answers its own)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"example": __version__}}}},
+)
+async def version() -> Response:
+    return Response(content=__version__, media_type="text/plain")
 
 
 @router.get("/ready", summary="Every model loaded and warmed (Kubernetes readiness)", responses={503: {}})
@@ -90,9 +114,16 @@ async def metrics(service_metrics: MetricsDep) -> Response:
     return Response(service_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/admin/reload", summary="Check every alias now and swap what moved")
+@router.post(
+    "/admin/reload",
+    summary="Check every alias now and swap what moved (scope: admin)",
+    responses={503: {"description": "the registry is unreachable; the served models stay served"}},
+)
 async def reload(holder: HolderDep, _: AdminScope) -> dict[str, Any]:
-    outcome = await holder.refresh()
+    """While the registry does not answer: 503 naming it within SHIPYARD_REGISTRY_TIMEOUT_SECONDS + 1 s
+    (6 s by default), the served models untouched. A version it hands over is loaded and swapped before
+    the answer (a load waits at most SHIPYARD_REGISTRY_LOAD_TIMEOUT_SECONDS for the registry)."""
+    outcome = await holder.reload()
     if any(v.startswith("loaded") for v in outcome.values()):
         _settle_memory()
     return {
