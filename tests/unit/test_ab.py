@@ -24,7 +24,7 @@ from shipyard.monitoring.prediction_log import read_log
 from shipyard.registry.models import LoadedModel, ModelVersionInfo
 from shipyard.serving import create_app
 from shipyard.serving.ab import bucket
-from shipyard.serving.holder import ModelHolder, ServedModel
+from shipyard.serving.holder import HolderObserver, ModelHolder, ServedModel
 from tests.conftest import merge, raw_config, shifted_iris_rows
 from tests.unit.conftest import IRIS_ROWS, loaded_from_config, served
 
@@ -221,7 +221,12 @@ def test_the_holder_follows_the_challenger_alias_and_retires_it(
     fake = TwoAliases(iris_loaded[0])
     retired: list[str] = []
     holder = ModelHolder(["iris"], "champion", fake.load, fake.resolve, challenger_names=["iris"])
-    holder.bind(lambda n: None, lambda: None, lambda new, old: None, lambda old: retired.append(old.version))
+
+    class Retirements(HolderObserver):
+        def retired(self, old: ServedModel) -> None:
+            retired.append(old.version)
+
+    holder.observe(Retirements())
     outcome = asyncio.run(holder.refresh())
     assert outcome == {"iris": "loaded version 1", "iris@challenger": "no challenger"}
     fake.aliases["challenger"] = "2"

@@ -13,7 +13,7 @@ import pytest
 from shipyard.errors import RegistryError
 from shipyard.registry.deadline import RegistryDeadline, redact_uri
 from shipyard.registry.models import LoadedModel, ModelVersionInfo
-from shipyard.serving.holder import ModelHolder
+from shipyard.serving.holder import HolderObserver, ModelHolder, ServedModel
 from tests.unit.conftest import IRIS_ROWS
 
 
@@ -62,13 +62,25 @@ def make(
         "champion",
         fake.load,
         fake.resolve,
-        on_load_failure=lambda name: events.append(f"load-failure:{name}"),
-        on_check_failure=lambda: events.append("check-failure"),
-        on_swap=lambda new, old: events.append(f"swap:{old.version if old else None}->{new.version}"),
         where="http://registry.example:5000",
         **bounds,
     )
+    holder.observe(Events(events))
     return holder, fake, events
+
+
+class Events(HolderObserver):
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def load_failed(self, name: str) -> None:
+        self.events.append(f"load-failure:{name}")
+
+    def check_failed(self) -> None:
+        self.events.append("check-failure")
+
+    def swapped(self, new: ServedModel, old: ServedModel | None) -> None:
+        self.events.append(f"swap:{old.version if old else None}->{new.version}")
 
 
 def test_follows_the_alias_and_keeps_requests_on_their_version(iris_loaded: tuple[LoadedModel, Any]) -> None:

@@ -7,12 +7,9 @@ app is created and started.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +20,15 @@ from fastapi.staticfiles import StaticFiles
 
 from shipyard import __version__
 from shipyard.config.settings import Settings, get_settings
-from shipyard.monitoring.prediction_log import PredictionLog
-from shipyard.monitoring.reports import DriftReference, reference_for
-from shipyard.registry.models import ModelRegistry
 from shipyard.serving.accesslog import AccessLog
 from shipyard.serving.auth import TokenVerifier
+from shipyard.serving.dataplane import DataPlane
 from shipyard.serving.deps import Services
-from shipyard.serving.drift_watch import DriftWatch, ReferenceLoader
+from shipyard.serving.drift_watch import ReferenceLoader
 from shipyard.serving.errors import install_error_handlers
 from shipyard.serving.fastlane import FastLane
-from shipyard.serving.holder import ModelHolder, ServedModel
-from shipyard.serving.memory import settle as settle_memory
+from shipyard.serving.holder import ModelHolder
+from shipyard.serving.lifespan import make_lifespan
 from shipyard.serving.metrics import ServiceMetrics
 from shipyard.serving.middleware import RequestContextMiddleware
 from shipyard.serving.responses import FastJSONResponse
@@ -94,36 +89,6 @@ def _docs(app: FastAPI) -> None:
         )
 
 
-async def _flush_every_second(access_log: AccessLog) -> None:
-    while True:
-        await asyncio.sleep(1.0)
-        access_log.flush()
-
-
-async def _watch_drift(watch: DriftWatch, holder: ModelHolder, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        for model in holder.loaded():
-            try:
-                await asyncio.to_thread(watch.compute, model)
-            except Exception:  # the loop must survive anything; the next round tries again
-                log.exception("drift check of %s failed", model.name)
-
-
-async def _follow_aliases(holder: ModelHolder, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            changes = await holder.refresh()
-        except Exception:  # the loop must survive anything; the next round tries again
-            log.exception("alias check failed")
-            continue
-        moved = {k: v for k, v in changes.items() if v.startswith("loaded")}
-        if moved:
-            log.info("swapped models: %s", moved)
-            settle_memory()  # lets the old version's objects go, freezes the new one
-
-
 def create_app(
     settings: Settings | None = None,
     holder: ModelHolder | None = None,
@@ -136,90 +101,19 @@ def create_app(
     configure_logging(settings.log_level)
     metrics = ServiceMetrics()
     access_log = AccessLog() if settings.access_log else None
-
-    def on_swap(new: ServedModel, old: ServedModel | None) -> None:
-        if old is not None:
-            with contextlib.suppress(KeyError):
-                metrics.model_info.remove(old.name, old.version, old.alias, old.loaded.run_id or "")
-        metrics.model_info.labels(new.name, new.version, new.alias, new.loaded.run_id or "").set(1)
-        if new.alias == settings.champion_alias:
-            metrics.model_loaded_at.labels(new.name).set(new.loaded_at.timestamp())
-
-    def on_retire(old: ServedModel) -> None:
-        with contextlib.suppress(KeyError):
-            metrics.model_info.remove(old.name, old.version, old.alias, old.loaded.run_id or "")
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        served = holder
-        follow = settings.reload_interval_seconds > 0
-        if served is None:
-            served = ModelHolder.from_settings(settings)
-        served.bind(
-            on_load_failure=lambda name: metrics.load_failures.labels(name).inc(),
-            on_check_failure=metrics.registry_check_failures.inc,
-            on_swap=on_swap,
-            on_retire=on_retire,
-        )
-        for model in [*served.loaded(), *served.challengers()]:  # handed in already loaded
-            on_swap(model, None)
-        if holder is None:
-            log.info("start-up: %s", await served.refresh())
-        settle_memory()
-        tasks: list[asyncio.Task[None]] = []
-        services = app.state.services
-        services.holder = served
-        if settings.prediction_log:
-            services.prediction_log = PredictionLog(
-                settings.prediction_log_file,
-                queue_size=settings.prediction_log_queue,
-                on_drop=metrics.log_dropped.inc,
-                on_write=metrics.log_written.inc,
-            )
-            services.prediction_log.start()
-            references = drift_references
-            if references is None and holder is None:
-                registry = ModelRegistry(settings)
-
-                def references(name: str, version: str) -> DriftReference:
-                    return reference_for(registry, name, version)
-
-            if references is not None:
-                services.drift = DriftWatch(settings, metrics, references)
-                if settings.drift_interval_seconds > 0:
-                    tasks.append(
-                        asyncio.create_task(
-                            _watch_drift(services.drift, served, settings.drift_interval_seconds)
-                        )
-                    )
-        if follow:
-            tasks.append(asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds)))
-        if access_log is not None:
-            tasks.append(asyncio.create_task(_flush_every_second(access_log)))
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            if access_log is not None:
-                access_log.flush()
-            if services.prediction_log is not None:
-                services.prediction_log.close()  # writes everything still queued
-            log.info("shutdown complete")  # uvicorn runs this after in-flight requests have finished
+    plane = DataPlane(settings, metrics, holder)
 
     app = FastAPI(
         title="Shipyard",
         version=__version__,
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=make_lifespan(plane, access_log, holder, drift_references),
         docs_url=None,
         redoc_url=None,
         default_response_class=FastJSONResponse,
     )
     app.state.services = Services(
-        settings, metrics, TokenVerifier(settings) if settings.auth_enabled else None, holder
+        settings, metrics, TokenVerifier(settings) if settings.auth_enabled else None, plane
     )
     install_error_handlers(app)
     for router in (

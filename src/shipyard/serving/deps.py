@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +13,7 @@ from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.quality import LiveQuality
 from shipyard.serving.ab import Router
 from shipyard.serving.auth import Principal, TokenVerifier
+from shipyard.serving.dataplane import DataPlane
 from shipyard.serving.drift_watch import DriftWatch
 from shipyard.serving.holder import ModelHolder
 from shipyard.serving.metrics import ServiceMetrics
@@ -33,23 +34,34 @@ async def get_metrics(request: Request) -> ServiceMetrics:
 @dataclass
 class Services:
     """What a request needs, reached with one attribute lookup on the prediction routes (no dependency
-    injection there: FastAPI's resolution cost ~150 µs a request, more than the prediction)."""
+    injection there: FastAPI's resolution cost ~150 µs a request, more than the prediction): the
+    settings, the token check, the metrics and the data plane that owns everything a prediction
+    touches."""
 
     settings: Settings
     metrics: ServiceMetrics
     verifier: TokenVerifier | None
-    holder: ModelHolder | None = None  # set by the lifespan once models are loaded
-    prediction_log: PredictionLog | None = None  # started by the lifespan when enabled
-    drift: DriftWatch | None = None  # with the prediction log and a registry to read references from
-    quality: LiveQuality = field(default_factory=LiveQuality)
-    router: Router = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.router = Router(self.settings)
+    plane: DataPlane
 
     @property
-    def log_everything(self) -> bool:
-        return self.settings.prediction_log_sample_rate >= 1.0
+    def holder(self) -> ModelHolder | None:
+        return self.plane.holder
+
+    @property
+    def router(self) -> Router:
+        return self.plane.router
+
+    @property
+    def quality(self) -> LiveQuality:
+        return self.plane.quality
+
+    @property
+    def prediction_log(self) -> PredictionLog | None:
+        return self.plane.prediction_log
+
+    @property
+    def drift(self) -> DriftWatch | None:
+        return self.plane.drift
 
 
 def services(request: Request) -> Services:

@@ -75,6 +75,22 @@ UNREACHABLE = "registry unreachable"
 RELOAD_SLACK_SECONDS = 1.0  # what /admin/reload may take beyond one alias check's deadline
 
 
+class HolderObserver:
+    """What a ModelHolder tells the outside. Override the events you care about; the rest do nothing."""
+
+    def load_failed(self, name: str) -> None:
+        """Loading a version of ``name`` failed; what was served stays served."""
+
+    def check_failed(self) -> None:
+        """An alias check could not reach the registry."""
+
+    def swapped(self, new: ServedModel, old: ServedModel | None) -> None:
+        """``new`` now answers for its name and alias (``old`` answered before, if anything did)."""
+
+    def retired(self, old: ServedModel) -> None:
+        """A challenger stopped being served (its alias moved away)."""
+
+
 class ModelHolder:
     """Holds one ServedModel per configured name; ``refresh`` follows the alias. Names under A/B test
     (``challenger_names``) also hold the version the challenger alias points at, while there is one.
@@ -90,9 +106,6 @@ class ModelHolder:
         alias: str,
         loader: Loader,
         resolver: Resolver,
-        on_load_failure: Callable[[str], None] | None = None,
-        on_check_failure: Callable[[], None] | None = None,
-        on_swap: Callable[[ServedModel, ServedModel | None], None] | None = None,
         fast_path: bool = True,
         regression_rtol: float = 0.0,
         challenger_alias: str = "challenger",
@@ -108,12 +121,9 @@ class ModelHolder:
         self.challenger_alias = challenger_alias
         self.challenger_names = [n for n in challenger_names or [] if n in self.names]
         self._challengers: dict[str, ServedModel] = {}
-        self._on_retire: Callable[[ServedModel], None] = lambda old: None
         self._loader = loader
         self._resolver = resolver
-        self._on_load_failure = on_load_failure or (lambda name: None)
-        self._on_check_failure = on_check_failure or (lambda: None)
-        self._on_swap = on_swap or (lambda new, old: None)
+        self._observers: list[HolderObserver] = []
         self._models: dict[str, ServedModel] = {}
         self.errors: dict[str, str] = {}
         self.registry = RegistryStatus()
@@ -126,32 +136,26 @@ class ModelHolder:
         self._background: set[asyncio.Task[dict[str, str]]] = set()
         self._lock = asyncio.Lock()
 
-    def bind(
-        self,
-        on_load_failure: Callable[[str], None],
-        on_check_failure: Callable[[], None],
-        on_swap: Callable[[ServedModel, ServedModel | None], None],
-        on_retire: Callable[[ServedModel], None] | None = None,
-    ) -> None:
-        """Add observers (the service's metrics) next to the ones given at construction; ``on_retire``
-        hears of a challenger that stopped being served (its alias moved away)."""
-        if on_retire is not None:
-            self._on_retire = on_retire
-        before_load, before_check, before_swap = self._on_load_failure, self._on_check_failure, self._on_swap
+    def observe(self, observer: HolderObserver) -> None:
+        """The one way to hear what the holder does (the service's metrics, tests): ``observer``'s
+        methods are called on every load failure, failed registry check, swap and retirement."""
+        self._observers.append(observer)
 
-        def load_failed(name: str) -> None:
-            before_load(name)
-            on_load_failure(name)
+    def _tell_load_failed(self, name: str) -> None:
+        for observer in self._observers:
+            observer.load_failed(name)
 
-        def check_failed() -> None:
-            before_check()
-            on_check_failure()
+    def _tell_check_failed(self) -> None:
+        for observer in self._observers:
+            observer.check_failed()
 
-        def swapped(new: ServedModel, old: ServedModel | None) -> None:
-            before_swap(new, old)
-            on_swap(new, old)
+    def _tell_swapped(self, new: ServedModel, old: ServedModel | None) -> None:
+        for observer in self._observers:
+            observer.swapped(new, old)
 
-        self._on_load_failure, self._on_check_failure, self._on_swap = load_failed, check_failed, swapped
+    def _tell_retired(self, old: ServedModel) -> None:
+        for observer in self._observers:
+            observer.retired(old)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelHolder:
@@ -302,7 +306,7 @@ class ModelHolder:
 
     def _check_failed(self, exc: RegistryError) -> None:
         self.registry = RegistryStatus(False, str(exc), datetime.now(tz=UTC))
-        self._on_check_failure()
+        self._tell_check_failed()
 
     def _refresh_challenger(self, name: str) -> str:
         """Like the champion, except that a challenger whose alias went away stops being served (the
@@ -318,7 +322,7 @@ class ModelHolder:
             if current is None:
                 return "no challenger"
             del self._challengers[name]
-            self._on_retire(current)
+            self._tell_retired(current)
             return f"challenger version {current.version} retired (alias gone)"
         if current is not None and current.version == target.version:
             return "unchanged"
@@ -326,16 +330,16 @@ class ModelHolder:
         if champion is not None and champion.version == target.version:
             if current is not None:
                 del self._challengers[name]
-                self._on_retire(current)
+                self._tell_retired(current)
             return "challenger is the champion; nothing to test"
         try:
             fresh = self._load(name, target.version, self.challenger_alias)
         except (ShipyardError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            self._on_load_failure(name)
+            self._tell_load_failed(name)
             log.error("loading challenger %s v%s failed: %s", name, target.version, exc)
             return "load failed"
         self._challengers[name] = fresh
-        self._on_swap(fresh, current)
+        self._tell_swapped(fresh, current)
         return f"loaded version {fresh.version}" + (f" (was {current.version})" if current else "")
 
     def _refresh_one(self, name: str) -> str:
@@ -358,7 +362,7 @@ class ModelHolder:
             fresh = self._load(name, target.version, self.alias)
         except (ShipyardError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             self.errors[name] = f"loading version {target.version} failed: {exc}"
-            self._on_load_failure(name)
+            self._tell_load_failed(name)
             log.error(
                 "loading %s v%s failed, keeping %s: %s",
                 name,
@@ -369,7 +373,7 @@ class ModelHolder:
             return "load failed"
         self._models[name] = fresh  # the swap: one reference assignment
         self.errors.pop(name, None)
-        self._on_swap(fresh, current)
+        self._tell_swapped(fresh, current)
         return f"loaded version {fresh.version}" + (f" (was {current.version})" if current else "")
 
 
