@@ -242,3 +242,31 @@ def test_the_holder_follows_the_challenger_alias_and_retires_it(
     }
     assert holder.challenger("iris") is None and retired == ["2"]
     assert holder.get("iris").version == "2"
+
+
+def test_shutdown_waits_for_shadow_scorings_then_gives_up(iris_loaded: tuple[LoadedModel, Any]) -> None:
+    """The data plane's drain: a finished shadow is awaited; one still running past the bound is cut."""
+    from shipyard.config import Settings
+    from shipyard.serving.dataplane import DataPlane
+    from shipyard.serving.metrics import ServiceMetrics
+
+    async def scenario() -> tuple[int, int, list[str]]:
+        plane = DataPlane(Settings(), ServiceMetrics())
+        done: list[str] = []
+
+        async def quick() -> None:
+            await asyncio.sleep(0.05)
+            done.append("quick")
+
+        async def stuck() -> None:
+            await asyncio.sleep(60)
+
+        plane._background.add(asyncio.create_task(quick()))
+        first = await plane.drain(timeout=5)
+        task = asyncio.create_task(stuck())
+        plane._background.add(task)
+        second = await plane.drain(timeout=0.1)
+        return first, second, done
+
+    first, second, done = asyncio.run(scenario())
+    assert (first, second, done) == (0, 1, ["quick"])
