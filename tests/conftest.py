@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,6 +15,39 @@ from shipyard.config import PipelineConfig
 from shipyard.config.loading import parse_config
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+CLOCK_SKEW_FILE = "SHIPYARD_TEST_CLOCK_SKEW_FILE"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--model-store",
+        default=None,
+        help="Behavioural model tests (tests/model) against the models registered in this tracking store "
+        "(e.g. sqlite:///mlflow.db or http://mlflow:5000) instead of freshly trained ones.",
+    )
+    parser.addoption(
+        "--model-alias", default="champion", help="With --model-store: the alias of the versions to test."
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under scripts/test_clock_skew.sh, move libfaketime's clock forward once collection is over: a
+    token, timestamp or deadline made at import or collection is then stale when its test runs, as it
+    is on a busy CI machine where a tier starts many minutes after collection."""
+    path = os.environ.get(CLOCK_SKEW_FILE)
+    if not path:
+        return
+    before = time.time()
+    Path(path).write_text(os.environ.get("SHIPYARD_TEST_CLOCK_SKEW", "+20m") + "\n")
+    deadline = time.monotonic() + 5  # libfaketime re-reads the file within its cache duration (1 s)
+    while abs(time.time() - before) < 60:
+        if time.monotonic() > deadline:
+            raise pytest.UsageError(
+                f"the wall clock did not move after writing {path}: is libfaketime loaded?"
+            )
+        time.sleep(0.05)
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +158,14 @@ def iris_rows(rows: int, seed: int = 0) -> Any:
     )
     frame.insert(0, "id", np.arange(rows))
     return frame
+
+
+def flush_prediction_log(client: Any) -> None:
+    """Write what a running TestClient app has buffered in its prediction log, so the test reads it
+    back at once instead of sleeping past the writer's interval."""
+    log = client.app.state.services.prediction_log
+    assert log is not None, "the app runs without a prediction log (settings.prediction_log is off)"
+    log.flush()
 
 
 def missing_external(reason: str) -> NoReturn:

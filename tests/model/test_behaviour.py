@@ -1,5 +1,6 @@
-"""Behavioural tests on trained models (Made-With-ML's kinds): minimum functionality, invariance,
-directional expectations, and robustness to inputs the training data never showed.
+"""Behavioural tests (Made-With-ML's kinds) on registered models as the service serves them: minimum
+functionality, invariance, directional expectations, and robustness to inputs the training data never
+showed. Run against a store's registered versions with ``pytest tests/model --model-store URI``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, r2_score
 
-from .conftest import TrainedModel
+from .conftest import ServedModel
 
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 TYPICAL_IRIS = {
@@ -23,12 +24,11 @@ def iris_rows(*rows: tuple[float, float, float, float]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=IRIS_COLUMNS)
 
 
-def proba_of(trained: TrainedModel, rows: pd.DataFrame, label: str) -> np.ndarray:
-    classes = list(trained.model.classes_)
-    return np.asarray(trained.model.predict_proba(rows))[:, classes.index(label)]
+def proba_of(served: ServedModel, rows: pd.DataFrame, label: str) -> np.ndarray:
+    return served.proba(rows, label)
 
 
-def median_house(housing: TrainedModel) -> pd.DataFrame:
+def median_house(housing: ServedModel) -> pd.DataFrame:
     """A test-split house of average quality (overall_qual 5) whose price is nearest the median."""
     X, y = housing.split.X_test, housing.split.y_test
     average = X[X["overall_qual"] == 5]
@@ -48,20 +48,25 @@ def assert_finite_predictions(predictions: np.ndarray, rows: int) -> None:
 
 
 @pytest.mark.parametrize("species", sorted(TYPICAL_IRIS))
-def test_iris_typical_flower_is_its_species(iris: TrainedModel, species: str) -> None:
-    predicted = iris.model.predict(iris_rows(TYPICAL_IRIS[species]))
+def test_iris_typical_flower_is_its_species(iris: ServedModel, species: str) -> None:
+    predicted = iris.predict(iris_rows(TYPICAL_IRIS[species]))
 
     assert list(predicted) == [species]
 
 
-def test_iris_test_accuracy_is_at_least_0_9(iris: TrainedModel) -> None:
+def test_iris_is_served_by_the_fast_path(iris: ServedModel) -> None:
+    """The behaviour below is ONNX Runtime's, as the service answers, not only scikit-learn's."""
+    assert iris.engine == "onnx"
+
+
+def test_iris_test_accuracy_is_at_least_0_9(iris: ServedModel) -> None:
     split = iris.split
-    assert accuracy_score(split.y_test, iris.model.predict(split.X_test)) >= 0.9
+    assert accuracy_score(split.y_test, iris.predict(split.X_test)) >= 0.9
 
 
-def test_housing_test_r2_is_at_least_0_8(housing: TrainedModel) -> None:
+def test_housing_test_r2_is_at_least_0_8(housing: ServedModel) -> None:
     split = housing.split
-    assert r2_score(split.y_test, housing.model.predict(split.X_test)) >= 0.8
+    assert r2_score(split.y_test, housing.predict(split.X_test)) >= 0.8
 
 
 # --- invariance ----------------------------------------------------------------------------------------
@@ -77,50 +82,51 @@ def test_housing_test_r2_is_at_least_0_8(housing: TrainedModel) -> None:
     ids=["identifiers", "other-identifiers", "unknown-column-and-target"],
 )
 def test_housing_prediction_ignores_non_feature_columns(
-    housing: TrainedModel, extra: dict[str, object]
+    housing: ServedModel, extra: dict[str, object]
 ) -> None:
     """Callers often send the whole row (ids, even the price); only the declared features may count."""
     X = housing.split.X_test
-    expected = housing.model.predict(X)
+    expected = housing.predict(X)
 
     with_extra = X.assign(**extra)
 
-    np.testing.assert_array_equal(housing.model.predict(with_extra), expected)
+    np.testing.assert_array_equal(housing.predict(with_extra), expected)
 
 
-def test_housing_prediction_ignores_column_order(housing: TrainedModel) -> None:
+def test_housing_prediction_ignores_column_order(housing: ServedModel) -> None:
     X = housing.split.X_test
 
-    np.testing.assert_array_equal(housing.model.predict(X[X.columns[::-1]]), housing.model.predict(X))
+    np.testing.assert_array_equal(housing.predict(X[X.columns[::-1]]), housing.predict(X))
 
 
 @pytest.mark.parametrize("delta", [1e-6, -1e-6])
-def test_iris_prediction_is_stable_under_tiny_sepal_width_change(iris: TrainedModel, delta: float) -> None:
+def test_iris_prediction_is_stable_under_tiny_sepal_width_change(iris: ServedModel, delta: float) -> None:
     X = iris_rows(*TYPICAL_IRIS.values())
     nudged = X.assign(sepal_width=X["sepal_width"] + delta)
 
-    np.testing.assert_array_equal(iris.model.predict(nudged), iris.model.predict(X))
-    np.testing.assert_allclose(iris.model.predict_proba(nudged), iris.model.predict_proba(X), atol=1e-9)
+    np.testing.assert_array_equal(iris.predict(nudged), iris.predict(X))
+    for label in TYPICAL_IRIS:
+        np.testing.assert_allclose(iris.proba(nudged, label), iris.proba(X, label), atol=1e-9)
 
 
 # --- directional expectations --------------------------------------------------------------------------
 
 
-def test_housing_higher_overall_quality_raises_price(housing: TrainedModel) -> None:
+def test_housing_higher_overall_quality_raises_price(housing: ServedModel) -> None:
     house = median_house(housing)
     better = house.assign(overall_qual=9)
 
-    assert housing.model.predict(better)[0] > housing.model.predict(house)[0]
+    assert housing.predict(better)[0] > housing.predict(house)[0]
 
 
-def test_housing_larger_living_area_raises_mean_price(housing: TrainedModel) -> None:
+def test_housing_larger_living_area_raises_mean_price(housing: ServedModel) -> None:
     X = housing.split.X_test
     larger = X.assign(gr_liv_area=(X["gr_liv_area"] * 1.5).round().astype("int64"))
 
-    assert housing.model.predict(larger).mean() > housing.model.predict(X).mean()
+    assert housing.predict(larger).mean() > housing.predict(X).mean()
 
 
-def test_iris_longer_wider_petals_move_versicolor_toward_virginica(iris: TrainedModel) -> None:
+def test_iris_longer_wider_petals_move_versicolor_toward_virginica(iris: ServedModel) -> None:
     versicolor = iris_rows(TYPICAL_IRIS["versicolor"])
     bigger_petals = versicolor.assign(petal_length=5.5, petal_width=2.1)
 
@@ -130,14 +136,14 @@ def test_iris_longer_wider_petals_move_versicolor_toward_virginica(iris: Trained
 # --- unknown categories and missing values -------------------------------------------------------------
 
 
-def test_housing_unknown_neighborhood_still_predicts(housing: TrainedModel) -> None:
+def test_housing_unknown_neighborhood_still_predicts(housing: ServedModel) -> None:
     X = housing.split.X_test.head(20)
     assert "Atlantis" not in set(housing.split.X_train["neighborhood"])
 
-    assert_finite_predictions(housing.model.predict(X.assign(neighborhood="Atlantis")), len(X))
+    assert_finite_predictions(housing.predict(X.assign(neighborhood="Atlantis")), len(X))
 
 
-def nullable_features(housing: TrainedModel, kind: str) -> list[str]:
+def nullable_features(housing: ServedModel, kind: str) -> list[str]:
     """Feature columns the contract allows to be missing, of one kind (numeric or categorical)."""
     columns = housing.config.dataset.columns
     return [
@@ -146,9 +152,7 @@ def nullable_features(housing: TrainedModel, kind: str) -> list[str]:
 
 
 @pytest.mark.parametrize("rows_missing", ["some", "all"])
-def test_housing_missing_nullable_categoricals_still_predict(
-    housing: TrainedModel, rows_missing: str
-) -> None:
+def test_housing_missing_nullable_categoricals_still_predict(housing: ServedModel, rows_missing: str) -> None:
     X = housing.split.X_test.head(20).copy()
     nullable = nullable_features(housing, "categorical")
     assert nullable, "the housing config declares nullable categorical columns"
@@ -156,13 +160,13 @@ def test_housing_missing_nullable_categoricals_still_predict(
     rows = X.index[::2] if rows_missing == "some" else X.index
     X.loc[rows, nullable] = np.nan
 
-    assert_finite_predictions(housing.model.predict(X), len(X))
+    assert_finite_predictions(housing.predict(X), len(X))
 
 
-def test_housing_missing_numeric_values_still_predict(housing: TrainedModel) -> None:
+def test_housing_missing_numeric_values_still_predict(housing: ServedModel) -> None:
     X = housing.split.X_test.head(20).copy()
     nullable = nullable_features(housing, "numeric")
     assert nullable, "the housing config declares nullable numeric columns"
     X.loc[X.index[::2], nullable] = np.nan
 
-    assert_finite_predictions(housing.model.predict(X), len(X))
+    assert_finite_predictions(housing.predict(X), len(X))
