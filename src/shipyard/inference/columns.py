@@ -96,9 +96,9 @@ def _refuse(kind: ColumnKind, value: Any) -> Refusal:
 
 def coerce_value(column: InputColumn, value: Any, text: bool = False) -> tuple[Any, Refusal | None]:
     """THE rule: ``value`` in the column's type (None for an allowed missing value), or a refusal."""
-    # JSON says "no value" only with null; a NaN literal there is a bad number. Files and frames say it
-    # with NaN, NA or an empty field.
-    if value is None or (text and (is_missing(value) or (isinstance(value, str) and value == ""))):
+    # null and NaN mean "no value" (MLflow's own client writes a gap as a JSON NaN); a text format also
+    # says it with an empty field. Infinity is never missing: it is refused as a number.
+    if is_missing(value) or (text and isinstance(value, str) and value == ""):
         if column.required:
             return None, Refusal(MISSING_MESSAGE, "missing")
         return None, None

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from starlette.responses import Response
 
 from shipyard.serving.deps import Services, services
+from shipyard.serving.responses import FastJSONResponse
 
 
 @dataclass(slots=True)
@@ -19,7 +21,11 @@ class Call:
     authorization: str | None
     request_id: str
     ab_key: str | None = None  # the A/B routing key from the configured header
+    header_length: str | None = None  # Inference-Header-Content-Length: V2 binary tensors follow the JSON
     response_headers: dict[str, str] = field(default_factory=dict)  # set by the handler
+    # set by a handler that renders its own answer (V2 binary outputs) instead of returning JSON
+    encoded: bytes | None = None
+    media_type: str = "application/json"
 
     def routing_key(self, container: Any) -> str | None:
         """The A/B key: the header's, else the configured field taken out of ``container`` (a record, the
@@ -43,4 +49,12 @@ async def call_from_request(request: Request) -> Call:
         headers.get("authorization"),
         str(getattr(request.state, "request_id", "")),
         headers.get(svc.settings.ab_key_header),
+        headers.get("inference-header-content-length"),
     )
+
+
+def answer(call: Call, payload: dict[str, Any]) -> Response:
+    """The FastAPI routes' response: the handler's own bytes when it rendered them, else the JSON."""
+    if call.encoded is not None:
+        return Response(call.encoded, media_type=call.media_type, headers=call.response_headers)
+    return FastJSONResponse(payload, headers=call.response_headers)

@@ -5,7 +5,9 @@ reading, validating and predicting a single row. The prediction handlers are pla
 (``handle_predict``, ``handle_invocations``, ``handle_infer``) that the FastAPI routes also call, so
 both ways give the same answers and errors; FastAPI still documents the routes (``/docs``) and serves
 everything else. The request-context middleware around this layer still gives every request its id,
-body limit, metrics and access-log line.
+body limit, metrics and access-log line. V2's binary tensor extension passes through untouched: the raw
+body and its ``Inference-Header-Content-Length`` go into the ``Call``, and an answer the handler rendered
+as bytes (``Call.encoded``) goes out as it is.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class FastLane:
             return
         handler, route, name = matched
         scope["route"] = route
-        content_type, authorization, ab_key = "", None, None
+        content_type, authorization, ab_key, header_length = "", None, None, None
         key_header = self.services.router.header
         for key, value in scope["headers"]:
             if key == b"content-type":
@@ -86,21 +88,27 @@ class FastLane:
                 authorization = value.decode("latin-1")
             elif key == key_header:
                 ab_key = value.decode("latin-1")
+            elif key == b"inference-header-content-length":
+                header_length = value.decode("latin-1")
         request_id = str(scope.get("state", {}).get("request_id", ""))
         headers: dict[str, str] = {}
+        media_type, encoded = b"application/json", None
         try:
             body = await _read_body(receive)
-            call = Call(self.services, body, content_type, authorization, request_id, ab_key)
+            call = Call(self.services, body, content_type, authorization, request_id, ab_key, header_length)
             status, payload = 200, await handler(call, name)
             headers = call.response_headers
+            encoded = call.encoded  # set when the handler rendered its own bytes (V2 binary outputs)
+            if encoded is not None:
+                media_type = call.media_type.encode("latin-1")
         except Exception as exc:  # every failure becomes the same answer the FastAPI routes give
             status, answer, headers = problem(scope["path"], exc, request_id)
             if answer is None:  # the client is gone
                 return
             payload = answer
-        content = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        content = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY) if encoded is None else encoded
         raw = [
-            (b"content-type", b"application/json"),
+            (b"content-type", media_type),
             (b"content-length", str(len(content)).encode()),
             *((k.lower().encode(), v.encode()) for k, v in headers.items()),
         ]
