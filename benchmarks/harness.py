@@ -7,6 +7,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,6 +77,26 @@ def pin_prefix(cpu: int, enabled: bool) -> tuple[list[str], str]:
     if cpu not in allowed:
         return [], f"not pinned (CPU {cpu} not in this process's affinity set {sorted(allowed)})"
     return [taskset, "-c", str(cpu)], f"`taskset -c {cpu}`"
+
+
+def git_revision(folder: Path) -> str | None:
+    """The short commit checked out at ``folder``, ``-dirty`` if tracked files differ from it; None outside
+    git. Says which code a result belongs to."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    head = subprocess.run(
+        [git, "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    if head.returncode != 0:
+        return None
+    status = subprocess.run(
+        [git, "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
 def summarise(values: Sequence[float]) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""Serve the iris champion three ways and load each with wrk: requests/s, p50, p99, errors and ratios.
+"""Serve the iris champion three (or four) ways and load each with wrk: requests/s, p50, p99, errors and
+ratios.
 
 The same ``models:/iris@champion`` (scaler + RandomForest, trained once into a temporary store) is
 served by:
@@ -6,19 +7,24 @@ served by:
 - ``anchor``   ``mlflow models serve -m models:/iris@champion --env-manager local --workers 1``;
 - ``shipyard`` ``shipyard serve --models iris --no-auth`` (hot-swap checks off, access log as the
   service's default unless ``--access-log`` says otherwise; its log goes to a file);
-- ``floor``    ``benchmarks/serve/minimal_onnx_server.py``: FastAPI + ONNX Runtime and nothing else.
+- ``floor``    ``benchmarks/serve/minimal_onnx_server.py``: FastAPI + ONNX Runtime and nothing else;
+- ``before``   only with ``--before-src DIR``: an earlier Shipyard's source tree (e.g. a ``git worktree``
+  of an older commit), run as ``python -m shipyard serve`` with the same arguments and environment as
+  ``shipyard`` and ``DIR/src`` first on ``PYTHONPATH``, so a change can be shown not to slow serving.
 
 Each server is one uvicorn worker pinned with ``taskset -c 0``; wrk (``-t1 -c16 --latency``, a Lua
 script for the POST body) is pinned with ``taskset -c 1``. Bodies: one row, and 100 different iris
 rows, as ``dataframe_split`` JSON on ``POST /invocations``.
 
-Fair method (shared/STACK-NOTES.md): all three servers are started together once to check that they
+Fair method (shared/STACK-NOTES.md): all the servers are started together once to check that they
 return identical predictions; then, in each repetition, every server is started fresh and alone on
 its core (order rotated each repetition), gets one discarded warm-up run per body, is measured and
 stopped. Ratios are computed within each repetition and their median (min, max) is reported.
 
 Targets from the issue, on single rows: shipyard req/s >= 20x the anchor's, shipyard p99 <= the
-anchor's / 20, zero errors everywhere, shipyard req/s >= the floor's / 1.5.
+anchor's / 20, zero errors everywhere, shipyard req/s >= the floor's / 1.5. With ``before``, the
+within-repetition ratios shipyard / before req/s and before p50 (p99) / shipyard p50 (p99) show any
+regression (no target: above 1 is faster).
 
 Run from the repo root: ``.venv/bin/python benchmarks/serve/bench_serve.py --repeats 3``.
 """
@@ -46,7 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import benchmark_parser, machine_basics, pin_prefix, summarise
+from harness import benchmark_parser, git_revision, machine_basics, pin_prefix, summarise
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -63,7 +69,6 @@ TARGET_SPEEDUP = 20.0  # shipyard req/s vs the anchor's, single row
 TARGET_P99 = 20.0  # anchor p99 / shipyard p99, single row
 FLOOR_SLACK = 1.5  # shipyard req/s >= floor req/s / FLOOR_SLACK, single row
 STOP_GRACE_S = 10.0
-SERVERS = ("anchor", "shipyard", "floor")
 BODIES = ("single", "rows100")
 BODY_LABEL = {"single": "1 row", "rows100": f"{MANY_ROWS} rows"}
 PLAIN_ACCESS_ERROR = re.compile(r'" ([45]\d\d) ')  # uvicorn's access line: "POST /invocations HTTP/1.1" 500
@@ -123,6 +128,49 @@ class Ratio:
     max: float
 
 
+@dataclass(frozen=True)
+class RatioSpec:
+    """One within-repetition ratio, ``top``'s ``metric`` over ``bottom``'s; reported when both servers ran."""
+
+    label: str
+    top: str
+    bottom: str
+    metric: str  # a WrkResult field: rps, p50_ms or p99_ms
+
+
+# Above 1 means shipyard does better, except "shipyard p99 / floor p99": what shipyard costs over the floor.
+RATIOS = (
+    RatioSpec("shipyard / anchor req/s", "shipyard", "anchor", "rps"),
+    RatioSpec("anchor p99 / shipyard p99", "anchor", "shipyard", "p99_ms"),
+    RatioSpec("shipyard / floor req/s", "shipyard", "floor", "rps"),
+    RatioSpec("shipyard p99 / floor p99", "shipyard", "floor", "p99_ms"),
+    RatioSpec("shipyard / before req/s", "shipyard", "before", "rps"),
+    RatioSpec("before p50 / shipyard p50", "before", "shipyard", "p50_ms"),
+    RatioSpec("before p99 / shipyard p99", "before", "shipyard", "p99_ms"),
+)
+
+
+@dataclass(frozen=True)
+class BeforeSource:
+    """An earlier Shipyard's source tree (``--before-src``) and the revision it holds, for ``before``."""
+
+    root: Path
+    revision: str  # git short sha, "-dirty" if tracked files changed; the folder's name outside git
+
+    @property
+    def src(self) -> Path:
+        """The folder put first on the before server's PYTHONPATH."""
+        return self.root / "src"
+
+    @classmethod
+    def at(cls, root: Path) -> BeforeSource:
+        """The tree at ``root``; ValueError unless it holds ``src/shipyard/__init__.py``."""
+        root = root.expanduser().resolve()
+        if not (root / "src" / "shipyard" / "__init__.py").is_file():
+            raise ValueError(f"{root} is not a Shipyard source tree (no src/shipyard/__init__.py)")
+        return cls(root, git_revision(root) or root.name)
+
+
 def child_env(base: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
     """The parent's environment without SHIPYARD_*/MLFLOW_* overrides, plus ``base`` and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
@@ -130,6 +178,41 @@ def child_env(base: dict[str, str], extra: dict[str, str] | None = None) -> dict
     env.update(base)
     env.update(extra or {})
     return env
+
+
+def shipyard_module(python: str, cwd: Path, env: dict[str, str]) -> Path:
+    """The file ``import shipyard`` loads for ``python`` in ``cwd`` with ``env``: what a server there runs."""
+    proc = subprocess.run(
+        [python, "-c", "import shipyard; print(shipyard.__file__)"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise BenchError(
+            f"{python} cannot import shipyard (exit {proc.returncode}, PYTHONPATH={env.get('PYTHONPATH')}):\n"
+            f"{proc.stderr[-2000:]}"
+        )
+    return Path(proc.stdout.strip()).resolve()
+
+
+def check_before(
+    python: str, before: BeforeSource, specs: dict[str, ServerSpec], cwd: Path, env: dict[str, str]
+) -> tuple[Path, Path]:
+    """Where the before and the shipyard servers import shipyard from; BenchError unless the before one is
+    inside ``before.src`` and the shipyard one is not (else one package would be measured twice)."""
+    old = shipyard_module(python, cwd, child_env(env, specs["before"].env))
+    new = shipyard_module(python, cwd, child_env(env, specs["shipyard"].env))
+    if not old.is_relative_to(before.src):
+        raise BenchError(
+            f"--before-src: with PYTHONPATH={specs['before'].env['PYTHONPATH']}, {python} imports shipyard "
+            f"from {old}, not from {before.src}: the installed package is not shadowed"
+        )
+    if new.is_relative_to(before.src):
+        raise BenchError(f"the shipyard server would also import shipyard from {new}, inside --before-src")
+    return old, new
 
 
 def free_port() -> int:
@@ -403,11 +486,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "benchmarks/serve/minimal_onnx_server.py), one uvicorn worker each pinned to one CPU, and load "
             "each with wrk pinned to another CPU: POST /invocations, dataframe_split JSON, one row and "
             f"{MANY_ROWS} rows. A temporary store is trained first (`shipyard train -c configs/iris.yaml`); "
-            "the three servers must return identical predictions before anything is measured. Each "
+            "the servers must return identical predictions before anything is measured. Each "
             "repetition starts every server fresh and alone (order rotated), discards one warm-up run per "
             "body, then measures. Reports requests/s, p50, p99, errors and within-repetition ratios "
-            "(median, min, max), checks the issue's targets, prints Markdown and writes JSON. Run from "
-            "the repo root."
+            "(median, min, max), checks the issue's targets, prints Markdown and writes JSON. With "
+            "--before-src, an earlier Shipyard is measured beside the current one in the same run. Run "
+            "from the repo root."
         ),
         epilog=(
             f"Targets (single row, medians of the per-repetition ratios): shipyard req/s >= "
@@ -415,7 +499,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             f"(wrk's non-2xx/3xx plus socket errors) in every measured run; shipyard req/s >= floor req/s / "
             f"{FLOOR_SLACK:g}. Each server's log is also scanned for error lines (e.g. client disconnects "
             "when wrk stops), which are reported but not counted as errors. A full run (3 repeats, 10 s) "
-            "takes about 6 minutes; `--repeats 1 --duration 3` is a smoke test of about 1.5 minutes."
+            "takes about 6 minutes (8 with --before-src); `--repeats 1 --duration 3` is a smoke test of "
+            "about 1.5 minutes. Before/after comparison: `git worktree add /tmp/shipyard-before <commit>`, "
+            "then `--before-src /tmp/shipyard-before`; remove it afterwards with `git worktree remove "
+            "/tmp/shipyard-before`."
         ),
         repeats=3,
         output=DEFAULT_OUTPUT,
@@ -440,7 +527,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ready-timeout", type=float, default=120.0, help="Seconds to wait for a server's first answer."
     )
-    parser.add_argument("--python", default=str(venv / "python"), help="Interpreter of the floor server.")
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Also measure 'before': the Shipyard source tree in DIR (a checkout of an earlier commit), "
+        "served by `<--python> -m shipyard serve` with the shipyard server's arguments and environment "
+        "and DIR/src first on PYTHONPATH, so that the old package shadows the installed one (checked at "
+        "start-up). It must give the same predictions, runs in every repetition, and adds the ratios "
+        "shipyard / before req/s and before p50 (p99) / shipyard p50 (p99) for both bodies.",
+    )
+    parser.add_argument(
+        "--python", default=str(venv / "python"), help="Interpreter of the floor (and before) server."
+    )
     parser.add_argument("--shipyard", default=str(venv / "shipyard"), help="The shipyard entry point.")
     parser.add_argument("--mlflow", default=str(venv / "mlflow"), help="The mlflow entry point.")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="The wrk binary.")
@@ -450,11 +550,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration < 1 or args.warmup < 0 or args.connections < 1:
         parser.error("--duration and --connections must be at least 1, --warmup at least 0")
+    try:
+        args.before = BeforeSource.at(args.before_src) if args.before_src is not None else None
+    except ValueError as exc:
+        parser.error(f"--before-src: {exc}")
     return args
 
 
 def build_specs(args: argparse.Namespace, home: Path) -> dict[str, ServerSpec]:
-    """The three servers, in the order they are first started."""
+    """The servers of this run, in the order they are first started: anchor, shipyard, floor, and
+    before when ``--before-src`` is given."""
     shipyard_env = {"SHIPYARD_HOME": str(home), "SHIPYARD_RELOAD_INTERVAL_SECONDS": "0"}
     if args.access_log != "default":
         shipyard_env["SHIPYARD_ACCESS_LOG"] = "true" if args.access_log == "on" else "false"
@@ -471,25 +576,35 @@ def build_specs(args: argparse.Namespace, home: Path) -> dict[str, ServerSpec]:
         serve = [args.python, str(FLOOR_SCRIPT), "--model-uri", MODEL_URI]
         return [*serve, "--host", "127.0.0.1", "--port", str(port)]
 
-    return {
-        "anchor": ServerSpec("anchor", "anchor: `mlflow models serve --env-manager local`", anchor),
-        "shipyard": ServerSpec("shipyard", "`shipyard serve --no-auth`", shipyard, shipyard_env),
-        "floor": ServerSpec("floor", "floor: minimal FastAPI + ONNX", floor),
-    }
+    specs = [
+        ServerSpec("anchor", "anchor: `mlflow models serve --env-manager local`", anchor),
+        ServerSpec("shipyard", "`shipyard serve --no-auth`", shipyard, shipyard_env),
+        ServerSpec("floor", "floor: minimal FastAPI + ONNX", floor),
+    ]
+    before: BeforeSource | None = args.before
+    if before is not None:
+
+        def before_serve(port: int) -> list[str]:
+            return [args.python, "-m", "shipyard", *shipyard(port)[1:]]
+
+        pythonpath = os.pathsep.join(p for p in (str(before.src), os.environ.get("PYTHONPATH")) if p)
+        before_env = shipyard_env | {"PYTHONPATH": pythonpath}
+        specs.append(ServerSpec("before", f"shipyard before ({before.revision})", before_serve, before_env))
+    return {spec.name: spec for spec in specs}
 
 
 def ratio_table(results: dict[str, dict[str, list[WrkResult]]]) -> dict[str, dict[str, Ratio]]:
-    """Ratios within each repetition (same moment, same machine state), per body, then summarised."""
+    """The RATIOS whose two servers ran, within each repetition (same moment, same machine state), per
+    body, then summarised."""
     table: dict[str, dict[str, Ratio]] = {}
     for body in BODIES:
-        a, s, f = (results[name][body] for name in SERVERS)
-        per_rep = {
-            "shipyard / anchor req/s": [si.rps / ai.rps for si, ai in zip(s, a, strict=True)],
-            "anchor p99 / shipyard p99": [ai.p99_ms / si.p99_ms for si, ai in zip(s, a, strict=True)],
-            "shipyard / floor req/s": [si.rps / fi.rps for si, fi in zip(s, f, strict=True)],
-            "shipyard p99 / floor p99": [si.p99_ms / fi.p99_ms for si, fi in zip(s, f, strict=True)],
-        }
-        table[body] = {name: Ratio(v, **summarise(v)) for name, v in per_rep.items()}
+        table[body] = {}
+        for spec in RATIOS:
+            if spec.top not in results or spec.bottom not in results:
+                continue
+            pairs = zip(results[spec.top][body], results[spec.bottom][body], strict=True)
+            values = [getattr(top, spec.metric) / getattr(bottom, spec.metric) for top, bottom in pairs]
+            table[body][spec.label] = Ratio(values, **summarise(values))
     return table
 
 
@@ -546,12 +661,22 @@ def markdown(
         f"{meta['client_pinning']}; one discarded {meta['warmup_s']} s warm-up per server per body; "
         f"POST /invocations, dataframe_split JSON; shipyard access log: {meta['access_log']}; "
         "ratios within each repetition, median (min–max).",
+    ]
+    if "before" in meta:
+        before = meta["before"]
+        assert isinstance(before, dict)
+        lines.append(
+            f"Before: `{before['command']}` with `PYTHONPATH={before['src']}` first (shipyard imported from "
+            f"`{before['module']}`), same arguments and environment as shipyard; shipyard: "
+            f"{before['shipyard_tree']} ({before['shipyard_revision']})."
+        )
+    lines += [
         "",
         "| body | server | req/s | p50 ms | p99 ms | errors |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for body in BODIES:
-        for name in SERVERS:
+        for name in specs:
             runs = results[name][body]
             rps = summarise([r.rps for r in runs])
             p99 = summarise([r.p99_ms for r in runs])
@@ -566,9 +691,9 @@ def markdown(
     for body in BODIES:
         for name, r in ratios[body].items():
             lines.append(f"| {name} | {BODY_LABEL[body]} | {r.median:.2f}x | {r.min:.2f}x | {r.max:.2f}x |")
-    starts = ", ".join(f"{name} {statistics.median(ready[name]):.1f} s" for name in SERVERS)
+    starts = ", ".join(f"{name} {statistics.median(ready[name]):.1f} s" for name in specs)
     lines += ["", f"Start-up (spawn to first 200 answer), median: {starts}."]
-    for name in SERVERS:
+    for name in specs:
         kinds: Counter[str] = Counter()
         for key, found in problems.items():
             if key.startswith(f"{name}-"):
@@ -605,7 +730,8 @@ def parity_check(
     bodies: dict[str, bytes],
     servers: list[Running],
 ) -> dict[str, list[object]]:
-    """Start all three together, check identical predictions on both bodies, stop them; the reference."""
+    """Start all the servers together, check identical predictions on both bodies, stop them; the
+    reference (the anchor's answers)."""
     started = time.perf_counter()
     group = [start(spec, home, env, pin, home / "logs", "parity") for spec in specs.values()]
     servers.extend(group)
@@ -644,23 +770,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     specs = build_specs(args, home)
     servers: list[Running] = []
-    results: dict[str, dict[str, list[WrkResult]]] = {n: {b: [] for b in BODIES} for n in SERVERS}
+    order = list(specs)  # rotated by one each repetition
+    results: dict[str, dict[str, list[WrkResult]]] = {n: {b: [] for b in BODIES} for n in order}
     warmups: list[dict[str, object]] = []
     warmup_errors = 0
     runs: list[dict[str, object]] = []
-    ready: dict[str, list[float]] = {n: [] for n in SERVERS}
+    ready: dict[str, list[float]] = {n: [] for n in order}
+    before_meta: dict[str, object] = {}  # what was compared, taken before any server starts
     problems: dict[str, dict[str, int]] = {}
     try:
         machine = machine_info(args.python, args.wrk, env)
         print(f"servers {server_pinning}, wrk {client_pinning}; store under {home}", file=sys.stderr)
+        if args.before is not None:
+            old, new = check_before(args.python, args.before, specs, home, env)
+            shipyard_tree = new.parents[2]  # <tree>/src/shipyard/__init__.py
+            before_meta = {
+                "src": str(args.before.src),
+                "revision": args.before.revision,
+                "module": str(old),
+                "command": " ".join(specs["before"].command(0)),
+                "env": specs["before"].env | {"SHIPYARD_HOME": "<temp store>"},
+                "shipyard_tree": str(shipyard_tree),
+                "shipyard_revision": git_revision(shipyard_tree) or "not a git checkout",
+            }
+            print(f"before: shipyard {args.before.revision} from {old}; shipyard from {new}", file=sys.stderr)
         train_store(args, home, env)
         paths = make_bodies(home, args.seed)
         bodies = {name: path.read_bytes() for name, path in paths.items()}
         reference = parity_check(specs, args, home, env, server_pin, bodies, servers)
-        print("parity: all three servers return identical predictions on both bodies", file=sys.stderr)
+        print(f"parity: {', '.join(order)} return identical predictions on both bodies", file=sys.stderr)
         for rep in range(1, args.repeats + 1):
-            shift = (rep - 1) % len(SERVERS)
-            for name in SERVERS[shift:] + SERVERS[:shift]:
+            shift = (rep - 1) % len(order)
+            for name in order[shift:] + order[:shift]:
                 server = start(specs[name], home, env, server_pin, home / "logs", f"rep{rep}")
                 servers.append(server)
                 wait_ready(server, bodies["single"], time.perf_counter(), args.ready_timeout)
@@ -720,6 +861,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "MLFLOW_TRACKING_URI=sqlite:///<temp store>/mlflow.db, venv bin first on PATH",
         "warmup_errors": warmup_errors,
     }
+    if before_meta:
+        meta["before"] = before_meta
     table = markdown(specs, results, ready, ratios, targets, machine, meta, problems)
     print(table)
     if warmup_errors:
@@ -741,7 +884,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
                 for body in BODIES
             }
-            for name in SERVERS
+            for name in order
         },
         "ratios": {body: {name: asdict(r) for name, r in per.items()} for body, per in ratios.items()},
         "targets": targets,
