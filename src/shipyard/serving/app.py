@@ -33,6 +33,7 @@ from shipyard.serving.metrics import ServiceMetrics
 from shipyard.serving.middleware import RequestContextMiddleware
 from shipyard.serving.responses import FastJSONResponse
 from shipyard.serving.routes import batch, feedback, invocations, operations, predict, v2
+from shipyard.serving.schemas import install_openapi
 
 log = logging.getLogger("shipyard.serving")
 
@@ -125,6 +126,7 @@ def create_app(
         batch.router,
     ):
         app.include_router(router)
+    install_openapi(app)  # the hand-parsed bodies' schemas as components of /openapi.json
     _docs(app)
     app.add_middleware(FastLane, services=app.state.services)  # inside the request context below
     app.add_middleware(

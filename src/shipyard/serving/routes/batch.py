@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.batch.jobs import JobSpec
@@ -24,6 +23,7 @@ from shipyard.serving.auth import Principal
 from shipyard.serving.deps import require, services
 from shipyard.serving.parsing import parse_model
 from shipyard.serving.responses import FastJSONResponse
+from shipyard.serving.schemas import BatchJob, BatchJobAccepted, BatchJobRequest, ok, problems, request_body
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/batch", tags=["batch"])
@@ -31,6 +31,7 @@ router = APIRouter(prefix="/batch", tags=["batch"])
 BatchScope = Annotated[Principal, Depends(require("batch"))]  # a `batch` or an `admin` token
 JOB_ID = r"^[0-9a-f]{32}$"
 _queue_lock = threading.Lock()
+_QUEUE_DOWN = "the queue (Redis) is unreachable"
 
 
 async def get_batch_queue(request: Request) -> BatchQueue:
@@ -45,47 +46,6 @@ async def get_batch_queue(request: Request) -> BatchQueue:
 
 
 QueueDep = Annotated[BatchQueue, Depends(get_batch_queue)]
-
-
-class BatchJobRequest(BaseModel):
-    """A file to score with a registered model."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"model": "iris", "input": "data/new_flowers.csv", "output": "scores/flowers.csv"}]
-        },
-    )
-
-    model: str = Field(min_length=1, max_length=256, description="Registered model name, e.g. iris.")
-    ref: str | None = Field(
-        None, min_length=1, max_length=256, description="Alias or version (default: the champion)."
-    )
-    input: str = Field(
-        min_length=1,
-        max_length=4096,
-        description="CSV or Parquet file (or a folder of them): a path under the batch root (absolute or "
-        "relative to it) or a file:// URI.",
-    )
-    output: str = Field(
-        min_length=1, max_length=4096, description="A .csv or .parquet file to write, under the batch root."
-    )
-    keep: list[str] = Field(
-        default_factory=list, max_length=100, description="Input columns copied to the output, e.g. an id."
-    )
-    on_error: Literal["fail", "skip"] = Field(
-        "fail", description="Bad rows fail the job, or are skipped into <output>.rejects.csv."
-    )
-    chunk_rows: int | None = Field(
-        None, ge=1, le=10_000_000, description="Rows per chunk (default: SHIPYARD_BATCH_CHUNK_ROWS)."
-    )
-    overwrite: bool = Field(False, description="Replace the output if it exists (else 409).")
-
-
-class BatchJobAccepted(BaseModel):
-    job_id: str
-    status: str
-    status_url: str
 
 
 def _path_error(exc: BatchPathError) -> Exception:
@@ -112,14 +72,9 @@ def _unavailable(exc: QueueUnavailableError) -> HTTPException:
     "/jobs",
     status_code=202,
     summary="Queue a batch scoring job (scope: batch)",
-    response_model=BatchJobAccepted,
-    responses={403: {}, 409: {}, 422: {}, 503: {"description": "the queue (Redis) is unreachable"}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": BatchJobRequest.model_json_schema()}},
-        }
-    },
+    response_model=BatchJobAccepted,  # documents the answer: a returned response is never re-validated
+    responses=problems(400, 401, 403, 409, 413, 415, 422, 503, said={503: _QUEUE_DOWN}),
+    openapi_extra=request_body(BatchJobRequest),
 )
 async def submit_job(request: Request, principal: BatchScope, queue: QueueDep) -> FastJSONResponse:
     # the token dependency has run: only now is the body read and validated
@@ -153,7 +108,8 @@ async def submit_job(request: Request, principal: BatchScope, queue: QueueDep) -
 @router.get(
     "/jobs/{job_id}",
     summary="A batch job: status, progress, rows, output, error, attempts (scope: batch)",
-    responses={404: {}, 503: {"description": "the queue (Redis) is unreachable"}},
+    response_model=None,
+    responses={**ok(BatchJob), **problems(401, 403, 404, 422, 503, said={503: _QUEUE_DOWN})},
 )
 async def job_status(
     job_id: Annotated[str, Path(pattern=JOB_ID, description="The id POST /batch/jobs answered.")],

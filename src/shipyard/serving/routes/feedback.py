@@ -12,30 +12,22 @@ from shipyard.errors import InvalidRequestError
 from shipyard.monitoring.quality import LiveQuality
 from shipyard.serving.deps import authorize, services
 from shipyard.serving.parsing import JSON_TYPES, parse_json, require_media_type
+from shipyard.serving.schemas import FeedbackRequest, FeedbackResponse, ok, problems, request_body
 
 router = APIRouter(tags=["monitoring"])
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"type": "object"},
-                "examples": {
-                    "one": {"value": {"request_id": "6f0c...", "label": "setosa"}},
-                    "many": {
-                        "value": {
-                            "feedback": [
-                                {"request_id": "6f0c...", "labels": ["setosa", "virginica"]},
-                                {"request_id": "91ab...", "label": "versicolor"},
-                            ]
-                        }
-                    },
-                },
-            }
+_BODY = request_body(
+    FeedbackRequest,
+    examples={
+        "one": {"request_id": "6f0c...", "label": "setosa"},
+        "many": {
+            "feedback": [
+                {"request_id": "6f0c...", "labels": ["setosa", "virginica"]},
+                {"request_id": "91ab...", "label": "versicolor"},
+            ]
         },
-    }
-}
+    },
+)
 
 
 _SHAPE = 'expected {"request_id": ..., "label": ...} or {"feedback": [{"request_id": ..., "labels": [...]}]}'
@@ -131,6 +123,8 @@ def _check_against_predictions(quality: LiveQuality, items: list[tuple[str, list
     "/feedback",
     summary="Ground truth for earlier predictions, by request id (scope: predict)",
     openapi_extra=_BODY,
+    response_model=None,
+    responses={**ok(FeedbackResponse), **problems(400, 401, 403, 413, 415, 422)},
 )
 async def feedback(request: Request) -> dict[str, Any]:
     svc = services(request)

@@ -18,42 +18,29 @@ from shipyard.serving.parsing import (
 )
 from shipyard.serving.responses import FastJSONResponse
 from shipyard.serving.routes.scoring import route_for, score
+from shipyard.serving.schemas import (
+    CSV_BODY,
+    IRIS,
+    InvocationsRequest,
+    InvocationsResponse,
+    ok,
+    problems,
+    request_body,
+)
 
 router = APIRouter(tags=["mlflow"])
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"type": "object"},
-                "examples": {
-                    "dataframe_split": {
-                        "value": {
-                            "dataframe_split": {
-                                "columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
-                                "data": [[5.1, 3.5, 1.4, 0.2]],
-                            }
-                        }
-                    },
-                    "dataframe_records": {
-                        "value": {
-                            "dataframe_records": [
-                                {
-                                    "sepal_length": 5.1,
-                                    "sepal_width": 3.5,
-                                    "petal_length": 1.4,
-                                    "petal_width": 0.2,
-                                }
-                            ]
-                        }
-                    },
-                },
-            },
-            "text/csv": {"schema": {"type": "string"}},
-        },
-    }
-}
+_BODY = request_body(
+    InvocationsRequest,
+    examples={
+        "dataframe_split": {"dataframe_split": {"columns": list(IRIS), "data": [list(IRIS.values())]}},
+        "dataframe_records": {"dataframe_records": [IRIS]},
+        "instances": {"instances": [IRIS]},
+        "inputs (columns)": {"inputs": {k: [v] for k, v in IRIS.items()}},
+    },
+    more_content={media: CSV_BODY for media in CSV_TYPES},
+)
+_ANSWERS = {**ok(InvocationsResponse), **problems(400, 401, 403, 404, 413, 415, 422)}
 
 
 @router.post(
@@ -63,6 +50,7 @@ _BODY = {
     description="dataframe_split, dataframe_records, instances or inputs as JSON, or a CSV body; "
     'answers {"predictions": [...]} like `mlflow models serve`.',
     openapi_extra=_BODY,
+    responses=_ANSWERS,
 )
 async def invocations(request: Request) -> FastJSONResponse:
     call = await call_from_request(request)

@@ -14,11 +14,22 @@ from shipyard import __version__
 from shipyard.serving.deps import AdminScope, HolderDep, MetricsDep, services
 from shipyard.serving.memory import settle as _settle_memory
 from shipyard.serving.responses import FastJSONResponse
+from shipyard.serving.schemas import (
+    TEXT,
+    DriftReportBody,
+    Health,
+    ModelDetail,
+    ModelList,
+    Readiness,
+    ReloadOutcome,
+    ok,
+    problems,
+)
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", summary="Alive (Kubernetes liveness)")
+@router.get("/health", summary="Alive (Kubernetes liveness)", response_model=None, responses=ok(Health))
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -27,7 +38,10 @@ async def health() -> dict[str, str]:
     "/ping",
     summary="MLflow's health check: 200 once every model is loaded, 404 before (as `mlflow models serve`)",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}, 404: {"description": "a model is not loaded"}},
+    responses={
+        200: {"content": {"application/json": {}}, "description": 'a bare newline ("\\n", not JSON)'},
+        404: {"description": "a model is not loaded"},
+    },
 )
 async def ping(holder: HolderDep) -> Response:
     # MLflow's scoring server answers a bare newline, 200 when its model is loaded and 404 otherwise;
@@ -39,13 +53,17 @@ async def ping(holder: HolderDep) -> Response:
     "/version",
     summary="The Shipyard version, as text (as MLflow's `/version` answers its own)",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"example": __version__}}}},
+    responses={200: {"content": {"text/plain": {**TEXT, "example": __version__}}}},
 )
 async def version() -> Response:
     return Response(content=__version__, media_type="text/plain")
 
 
-@router.get("/ready", summary="Every model loaded and warmed (Kubernetes readiness)", responses={503: {}})
+@router.get(
+    "/ready",
+    summary="Every model loaded and warmed (Kubernetes readiness)",
+    responses={**ok(Readiness), 503: {"model": Readiness, "description": "a model is not loaded yet"}},
+)
 async def ready(holder: HolderDep) -> FastJSONResponse:
     body = {
         "ready": holder.ready,
@@ -54,7 +72,7 @@ async def ready(holder: HolderDep) -> FastJSONResponse:
     return FastJSONResponse(body, status_code=200 if holder.ready else 503)
 
 
-@router.get("/models", summary="Served models")
+@router.get("/models", summary="Served models", response_model=None, responses=ok(ModelList))
 async def list_models(holder: HolderDep) -> dict[str, Any]:
     loaded = {m.name: m.describe() for m in holder.loaded()}
     return {
@@ -67,7 +85,12 @@ async def list_models(holder: HolderDep) -> dict[str, Any]:
     }
 
 
-@router.get("/models/{name}", summary="One served model: version, alias, run, metrics, signature, lineage")
+@router.get(
+    "/models/{name}",
+    summary="One served model: version, alias, run, metrics, signature, lineage",
+    response_model=None,
+    responses={**ok(ModelDetail), **problems(404)},
+)
 async def model_detail(name: str, request: Request, holder: HolderDep) -> dict[str, Any]:
     model = holder.get(name)
     status = holder.registry
@@ -92,7 +115,8 @@ async def model_detail(name: str, request: Request, holder: HolderDep) -> dict[s
 @router.get(
     "/models/{name}/drift",
     summary="The latest drift report of a served model (refresh=true recomputes it from the log now)",
-    responses={404: {"description": "not served, or no report yet"}},
+    response_model=None,
+    responses={**ok(DriftReportBody), **problems(404, 422, said={404: "not served, or no report yet"})},
 )
 async def model_drift(
     name: str, request: Request, holder: HolderDep, refresh: bool = False
@@ -109,7 +133,12 @@ async def model_drift(
     return report.to_dict()
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: TEXT}}},
+)
 async def metrics(service_metrics: MetricsDep) -> Response:
     return Response(service_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
@@ -117,7 +146,11 @@ async def metrics(service_metrics: MetricsDep) -> Response:
 @router.post(
     "/admin/reload",
     summary="Check every alias now and swap what moved (scope: admin)",
-    responses={503: {"description": "the registry is unreachable; the served models stay served"}},
+    response_model=None,
+    responses={
+        **ok(ReloadOutcome),
+        **problems(401, 403, 503, said={503: "the registry is unreachable; the served models stay served"}),
+    },
 )
 async def reload(holder: HolderDep, _: AdminScope) -> dict[str, Any]:
     """While the registry does not answer: 503 naming it within SHIPYARD_REGISTRY_TIMEOUT_SECONDS + 1 s

@@ -17,56 +17,12 @@ from shipyard.serving.parsing import (
 )
 from shipyard.serving.responses import FastJSONResponse
 from shipyard.serving.routes.scoring import route_for, score
+from shipyard.serving.schemas import IRIS, IRIS_2, PredictRequest, PredictResponse, ok, problems, request_body
 
 router = APIRouter(tags=["predict"])
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {"type": "object", "description": "one record: feature name -> value"},
-                        {
-                            "type": "object",
-                            "properties": {"records": {"type": "array", "items": {"type": "object"}}},
-                            "required": ["records"],
-                        },
-                    ]
-                },
-                "examples": {
-                    "one": {
-                        "value": {
-                            "sepal_length": 5.1,
-                            "sepal_width": 3.5,
-                            "petal_length": 1.4,
-                            "petal_width": 0.2,
-                        }
-                    },
-                    "many": {
-                        "value": {
-                            "records": [
-                                {
-                                    "sepal_length": 5.1,
-                                    "sepal_width": 3.5,
-                                    "petal_length": 1.4,
-                                    "petal_width": 0.2,
-                                },
-                                {
-                                    "sepal_length": 6.5,
-                                    "sepal_width": 3.0,
-                                    "petal_length": 5.5,
-                                    "petal_width": 2.0,
-                                },
-                            ]
-                        }
-                    },
-                },
-            }
-        },
-    }
-}
+_BODY = request_body(PredictRequest, examples={"one": IRIS, "many": {"records": [IRIS, IRIS_2]}})
+_ANSWERS = {**ok(PredictResponse), **problems(400, 401, 403, 404, 413, 415, 422)}
 
 
 async def handle_predict(call: Call, name: str | None) -> dict[str, Any]:
@@ -98,6 +54,7 @@ async def handle_predict(call: Call, name: str | None) -> dict[str, Any]:
     summary="Predict with the default model (scope: predict)",
     openapi_extra=_BODY,
     response_class=FastJSONResponse,
+    responses=_ANSWERS,
 )
 async def predict_default(request: Request) -> FastJSONResponse:
     call = await call_from_request(request)
@@ -109,6 +66,7 @@ async def predict_default(request: Request) -> FastJSONResponse:
     summary="Predict with a named model (scope: predict)",
     openapi_extra=_BODY,
     response_class=FastJSONResponse,
+    responses=_ANSWERS,
 )
 async def predict_named(name: str, request: Request) -> FastJSONResponse:
     call = await call_from_request(request)
