@@ -260,9 +260,7 @@ def test_a_bad_value_gets_the_same_error_from_every_api_protocol(
 def test_bad_rows_get_the_same_errors_from_every_command(cli: Runner, trained: Path) -> None:
     """One file, one bad value per row (and a good first row): every command names each bad row with
     the API's message."""
-    rows = [GOOD[0]]
-    for feature, _, text, _ in BAD:
-        rows.append({**GOOD[0], feature: None})
+    rows = [GOOD[0], *({**GOOD[0], feature: None} for feature, *_ in BAD)]
     lines = csv_text(rows, ids=True).splitlines()
     for number, (feature, _, text, _) in enumerate(BAD, start=2):
         fields = lines[number].split(",")

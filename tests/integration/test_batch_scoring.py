@@ -96,7 +96,8 @@ def test_bad_rows_fail_by_row_number_or_go_to_a_side_file(iris: Settings, tmp_pa
     output = tmp_path / "out.csv"
     output.write_text("earlier results\n")
     with pytest.raises(
-        PredictionInputError, match=r"in row 8: sepal_length: expected a number, got 'tall'; nothing was written"
+        PredictionInputError,
+        match=r"in row 8: sepal_length: expected a number, got 'tall'; nothing was written",
     ):
         score_file(iris, "iris", None, source, output, chunk_rows=20)
     assert output.read_text() == "earlier results\n"  # untouched by the failed run
