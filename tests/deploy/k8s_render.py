@@ -19,7 +19,7 @@ can never silently render differently here than under ``kubectl apply -k``:
 
 Transformers run in kustomize's order: patches, namespace, labels, images.
 
-``python -m tests.k8s_render deploy/k8s/overlays/staging`` prints the rendered YAML: what
+``python -m tests.deploy.k8s_render deploy/k8s/overlays/staging`` prints the rendered YAML: what
 ``kubectl kustomize`` prints, up to the order of objects (kustomize sorts them by kind) and of keys.
 """
 
@@ -351,7 +351,7 @@ def _set_image(objects: list[Obj], entry: Obj, where: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m tests.k8s_render KUSTOMIZATION_FOLDER", file=sys.stderr)
+        print("usage: python -m tests.deploy.k8s_render KUSTOMIZATION_FOLDER", file=sys.stderr)
         return 2
     print(yaml.safe_dump_all(render(argv[0]), sort_keys=False), end="")
     return 0

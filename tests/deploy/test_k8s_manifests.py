@@ -1,9 +1,9 @@
 """deploy/k8s: both overlays render, pass kubernetes-validate (strict) and keep the deployment's promises.
 
-Rendered by tests/k8s_render.py (kustomize is not installed here). The promises: probes, requests and
+Rendered by tests/deploy/k8s_render.py (kustomize is not installed here). The promises: probes, requests and
 limits, non-root and read-only containers, auth on with the key from a Secret, no secret values in git,
 default-deny network policy with only the intended paths open, retraining only on drift, production
-larger than staging. A deliberately broken copy (tests/fixtures/deploy/k8s-broken) shows each check bites.
+larger than staging. A deliberately broken copy (tests/deploy/fixtures/k8s-broken) shows each check bites.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import yaml
 
 from shipyard.config import Settings
 from tests.conftest import missing_external
-from tests.k8s_render import (
+from tests.deploy.k8s_render import (
     Obj,
     RenderError,
     UnsupportedError,
@@ -39,10 +39,12 @@ from tests.k8s_render import (
     strategic_merge,
 )
 
+pytestmark = pytest.mark.deploy
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy/k8s"
 OVERLAYS = ("staging", "production")
-BROKEN = REPO / "tests/fixtures/deploy/k8s-broken"
+BROKEN = REPO / "tests/deploy/fixtures/k8s-broken"
 SECRET_TEMPLATE = K8S / "base/secrets.template.yaml"
 # the oldest Kubernetes the manifests are meant for, and the newest the validator knows
 K8S_VERSIONS = ("1.30", "latest")

@@ -49,16 +49,14 @@ def test_drift_to_retrain_to_shadow_to_promotion(workspace: Path, shipyard: Runn
     strict["promotion"]["thresholds"] = {"accuracy": 0.9999}
     (workspace / "configs/strict.yaml").write_text(yaml.safe_dump(strict))
 
-    server = Server(
-        workspace,
-        {
-            "SHIPYARD_AUTH_ENABLED": "false",
-            "SHIPYARD_RELOAD_INTERVAL_SECONDS": "1",
-            "SHIPYARD_DRIFT_INTERVAL_SECONDS": "1",
-            "SHIPYARD_DRIFT_WINDOW": "200",
-            "SHIPYARD_AB_MODE": "shadow",
-        },
-    )
+    env = {
+        "SHIPYARD_AUTH_ENABLED": "false",
+        "SHIPYARD_RELOAD_INTERVAL_SECONDS": "1",
+        "SHIPYARD_DRIFT_INTERVAL_SECONDS": "1",
+        "SHIPYARD_DRIFT_WINDOW": "200",
+        "SHIPYARD_AB_MODE": "shadow",
+    }
+    server = Server(workspace, env)
     rng = np.random.default_rng(11)
     try:
         server.wait_ready()
@@ -96,7 +94,9 @@ def test_drift_to_retrain_to_shadow_to_promotion(workspace: Path, shipyard: Runn
             metrics = http.get(f"{url}/metrics").text
             assert 'variant="shadow",version="2"' in metrics
             assert 'shipyard_live_quality{metric="n",model="iris",variant="shadow",version="2"}' in metrics
-            time.sleep(0.5)  # the log writer drains every 0.1 s
+            # a graceful stop (SIGTERM, as Kubernetes sends) drains the prediction log: the report that
+            # follows must see every request, which also proves no logged prediction is lost at shutdown
+            assert server.stop() in (0, -15)
 
             ab = shipyard("ab", "report", "iris", "-o", "ab.json")
             assert ab.code == 0, ab.stdout + ab.stderr
@@ -105,6 +105,10 @@ def test_drift_to_retrain_to_shadow_to_promotion(workspace: Path, shipyard: Runn
             rows = {v["variant"]: (v["version"], v["rows"]) for v in graded["variants"]}
             assert rows == {"champion": ("1", 200), "shadow": ("2", 200)}
             assert graded["verdict"] in {"promote", "keep-champion", "keep-collecting"}
+
+            server = Server(workspace, env)  # the service again, to follow the promotion below
+            server.wait_ready()
+            url = server.url
 
             # a retrain through the champion's own config: the alias moves if and only if the gate passes
             second = shipyard("retrain", "iris", "--if-drift", "-o", "r2.json")

@@ -15,7 +15,7 @@ from shipyard.data import DataLoader, split_frame
 from shipyard.pipeline import run_training
 from shipyard.registry import ModelRegistry
 from shipyard.serving import create_app
-from tests.conftest import ConfigFactory, shifted_iris_rows
+from tests.conftest import ConfigFactory, flush_prediction_log, shifted_iris_rows
 
 pytestmark = pytest.mark.integration
 
@@ -91,8 +91,6 @@ def test_a_missing_champion_leaves_the_service_alive_but_not_ready(settings: Set
 
 
 def test_service_watches_drift_over_logged_traffic(settings: Settings, iris_config: ConfigFactory) -> None:
-    import time
-
     import numpy as np
 
     run_training(iris_config(), settings)
@@ -106,7 +104,7 @@ def test_service_watches_drift_over_logged_traffic(settings: Settings, iris_conf
         for _ in range(30):
             rows = shifted_iris_rows(rng, 10)
             assert client.post("/predict", json={"records": rows}).status_code == 200
-        time.sleep(0.5)  # the log's writer drains every 0.1 s
+        flush_prediction_log(client)
         report = client.get("/models/iris/drift", params={"refresh": "true"}).json()
         assert report["current_rows"] == 300 and report["version"] == "1"
         assert {"petal_length", "petal_width"} <= set(report["drifted_features"])

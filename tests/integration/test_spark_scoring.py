@@ -4,6 +4,7 @@ categories; a bad row fails the run and leaves the output as it was."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,12 @@ import pandas as pd
 import pytest
 
 from shipyard.batch.scoring import score_file
+from shipyard.batch.spark import score_with_spark
+from shipyard.batch.spark_session import spark_session
 from shipyard.config import Settings
 from shipyard.errors import PredictionInputError
 from shipyard.pipeline import run_training
-from tests.conftest import ConfigFactory
-
-pytest.importorskip("pyspark")
-
-from shipyard.batch.spark import score_with_spark
-from shipyard.batch.spark_session import spark_session
-from tests.conftest import iris_rows
+from tests.conftest import ConfigFactory, iris_rows, missing_external
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,6 +35,8 @@ MASTER = "local[2]"
 def spark() -> Iterator[Any]:
     """One local[2] session for the module (score_with_spark uses an active session as it is): the
     JVM and the Python workers start once."""
+    if importlib.util.find_spec("pyspark") is None:
+        missing_external("pyspark (the 'spark' extra, with Java 17 or 21) is not installed")
     with spark_session(MASTER) as session:
         yield session
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipyard.inference.columns import MISSING_MESSAGE, check_column, coerce_value
+from shipyard.inference.columns import MISSING_MESSAGE, Refusal, check_column, coerce_value
 from shipyard.registry.models import InputColumn
 
 COLUMNS = [
@@ -112,6 +112,12 @@ def test_text_is_parsed_only_where_the_format_is_text() -> None:
     assert coerce_value(boolean, "false", text=True) == (False, None)
     assert coerce_value(number, "5.5")[1] is not None
     assert coerce_value(boolean, "true")[1] is not None
+    # the usual missing markers are missing in a number or boolean column, values in a category column
+    optional = InputColumn("x", "double", required=False)
+    assert coerce_value(optional, "NA", text=True) == (None, None)
+    assert coerce_value(InputColumn("b", "boolean", required=False), "null", text=True) == (None, None)
+    assert coerce_value(InputColumn("s", "string"), "NA", text=True) == ("NA", None)
+    assert coerce_value(InputColumn("x", "double"), "NA", text=True)[1] == Refusal(MISSING_MESSAGE, "missing")
     # a typed file column of codes is text to a category feature
     assert coerce_value(InputColumn("s", "string"), 20, text=True) == ("20", None)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.monitoring.prediction_log import PredictionLog, read_log
+from shipyard.monitoring.prediction_log import PredictionLog, read_feedback, read_log
 from tests.unit.conftest import IRIS_ROWS, AppFactory
 
 
@@ -56,6 +56,29 @@ def test_a_stalled_disk_never_blocks_submit_and_drops_are_counted(tmp_path: Path
     closer.join(30)
     assert not closer.is_alive()
     assert len(read_log(path, "m")) + log.dropped == 5000  # every record is either written or counted
+
+
+def test_flush_writes_everything_submitted_before_it_returns(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    idle = PredictionLog(path, interval=3600)  # the writer would not wake during this test
+    idle.start()
+    idle.submit(entry("r0"))
+    idle.submit_feedback("r0", ["yes", "no"])
+    assert read_log(path, "m").empty
+    idle.flush()
+    assert list(read_log(path, "m")["_request_id"]) == ["r0", "r0"] and idle.written == 2
+    assert read_feedback(path) == {"r0": ["yes", "no"]}
+    idle.close()
+
+    busy = PredictionLog(tmp_path / "busy.db", interval=0.001)  # flushes race the writer's own drains
+    busy.start()
+    reader = sqlite3.connect(tmp_path / "busy.db")
+    for i in range(100):
+        busy.submit(entry(f"b{i}", rows=1))
+        busy.flush()
+        assert reader.execute("SELECT SUM(rows) FROM prediction_chunks").fetchone() == (i + 1,)
+    reader.close()
+    busy.close()
 
 
 def test_the_service_logs_predictions_and_flushes_on_shutdown(client_for: AppFactory, tmp_path: Path) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
@@ -14,17 +17,20 @@ from fastapi.testclient import TestClient
 from shipyard.cli.main import main
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
+from shipyard.registry.models import LoadedModel
 from shipyard.serving import create_app
 from shipyard.serving.auth import mint_token
-from tests.unit.conftest import IRIS_ROWS, SECRET, AppFactory
+from shipyard.serving.holder import ModelHolder
+from tests.unit.conftest import IRIS_ROWS, SECRET, AppFactory, served
 
 
-def token(scopes: str = "predict", **changes: object) -> str:
+def token(scopes: str = "predict", expires_in: int = 600, key: str = SECRET, **changes: object) -> str:
+    """An HS256 token minted now (never at collection: a parametrised token would expire before its test
+    runs on a slow machine); a claim set to None is left out."""
     now = int(time.time())
-    claims = {"sub": "alice", "scope": scopes, "aud": "shipyard", "iat": now, "exp": now + 600, **changes}
-    return jwt.encode(
-        {k: v for k, v in claims.items() if v is not None}, changes.pop("key", SECRET), algorithm="HS256"
-    )  # type: ignore[arg-type]
+    claims = {"sub": "alice", "scope": scopes, "aud": "shipyard", "iat": now, "exp": now + expires_in}
+    claims.update(changes)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="HS256")
 
 
 def bearer(value: str) -> dict[str, str]:
@@ -36,28 +42,24 @@ def secured(client_for: AppFactory) -> TestClient:
     return client_for(auth_enabled=True, jwt_secret=SECRET)
 
 
-@pytest.mark.parametrize(
-    ("headers", "status", "message"),
-    [
-        ({}, 401, "missing bearer token"),
-        ({"authorization": "Basic abc"}, 401, "malformed Authorization header"),
-        (bearer(token(exp=int(time.time()) - 10)), 401, "token expired"),
-        (bearer(token() + "x"), 401, "invalid token"),
-        (
-            bearer(
-                jwt.encode({"sub": "a", "scope": "predict", "aud": "shipyard", "exp": 9999999999}, "y" * 40)
-            ),
-            401,
-            "invalid token",
-        ),
-        (bearer(token(aud="someone-else")), 401, "another audience"),
-        (bearer(token(sub=None)), 401, "lacks the 'sub' claim"),
-        (bearer(token(scopes="batch")), 403, "lacks the 'predict' scope"),
-    ],
-)
+# how each refused request's headers are made, called inside the test so every token is fresh
+REFUSALS: dict[str, tuple[Callable[[], dict[str, str]], int, str]] = {
+    "no header": (dict, 401, "missing bearer token"),
+    "basic auth": (lambda: {"authorization": "Basic abc"}, 401, "malformed Authorization header"),
+    "expired": (lambda: bearer(token(expires_in=-10)), 401, "token expired"),
+    "tampered": (lambda: bearer(token() + "x"), 401, "invalid token"),
+    "another key": (lambda: bearer(token(key="y" * 40)), 401, "invalid token"),
+    "another audience": (lambda: bearer(token(aud="someone-else")), 401, "another audience"),
+    "no subject": (lambda: bearer(token(sub=None)), 401, "lacks the 'sub' claim"),
+    "batch scope only": (lambda: bearer(token(scopes="batch")), 403, "lacks the 'predict' scope"),
+}
+
+
+@pytest.mark.parametrize(("make_headers", "status", "message"), list(REFUSALS.values()), ids=list(REFUSALS))
 def test_prediction_is_refused_without_a_valid_predict_token(
-    secured: TestClient, headers: dict[str, str], status: int, message: str
+    secured: TestClient, make_headers: Callable[[], dict[str, str]], status: int, message: str
 ) -> None:
+    headers = make_headers()
     for path, body in (("/predict", IRIS_ROWS[0]), ("/invocations", {"dataframe_records": IRIS_ROWS})):
         response = secured.post(path, json=body, headers=headers)
         assert response.status_code == status, (path, response.text)
@@ -102,12 +104,34 @@ def test_refuses_to_start_with_auth_on_and_a_weak_secret(secret: str | None) -> 
         assert secret not in str(err.value)  # the secret itself is never printed
 
 
-def test_tokens_never_reach_the_logs(secured: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_tokens_never_reach_the_logs(
+    iris_loaded: tuple[LoadedModel, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """What the service writes: the lines of its own handlers on the ``shipyard`` logger (which does not
+    propagate, so caplog would see nothing), at DEBUG, and the access log, which goes to stderr."""
+    settings = Settings(auth_enabled=True, jwt_secret=SECRET, models=["iris"], reload_interval_seconds=0)
+    app = create_app(settings, ModelHolder.of(served(iris_loaded[0])))  # configures the service's logging
+    logger = logging.getLogger("shipyard")
+    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    assert handlers, "the service writes its log through a stream handler on the 'shipyard' logger"
+    written = io.StringIO()
+    streams = [h.setStream(written) for h in handlers]
+    level, logger.level = logger.level, logging.DEBUG
     value = token()
-    with caplog.at_level(logging.DEBUG):
-        secured.post("/predict", json=IRIS_ROWS[0], headers=bearer(value))
-        secured.post("/predict", json=IRIS_ROWS[0], headers=bearer(value + "tampered"))
-    assert value not in caplog.text and SECRET not in caplog.text
+    try:
+        with TestClient(app) as client:  # leaving it runs the shutdown, which flushes the access log
+            good = {**bearer(value), "x-request-id": "probe-good"}
+            bad = {**bearer(value + "tampered"), "x-request-id": "probe-bad"}
+            assert client.post("/predict", json=IRIS_ROWS[0], headers=good).status_code == 200
+            assert client.post("/predict", json=IRIS_ROWS[0], headers=bad).status_code == 401
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.setStream(stream)
+        logger.setLevel(level)
+    text = written.getvalue() + capfd.readouterr().err
+    assert "shutdown complete" in text  # the logger's lines were captured
+    assert "probe-good" in text and "probe-bad" in text  # and so were the access log's
+    assert value not in text and SECRET not in text
 
 
 def test_token_command_mints_a_token_the_service_accepts(

@@ -55,6 +55,11 @@ KINDS: dict[str, ColumnKind] = {
 }
 
 MISSING_MESSAGE = "missing value; this feature is required"
+# In text, a number or boolean written as one of these (pandas' and R's markers) is missing. A category's
+# text is always a value: "NA" or "None" can be a real category (they are in the Ames data).
+TEXT_NULLS = frozenset(
+    {"NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "null", "NULL", "None", "#N/A", "<NA>", "#NA"}
+)
 _TRUE, _FALSE = frozenset({"true"}), frozenset({"false"})
 _SHOWN_CHOICES = 10
 
@@ -98,11 +103,15 @@ def coerce_value(column: InputColumn, value: Any, text: bool = False) -> tuple[A
     """THE rule: ``value`` in the column's type (None for an allowed missing value), or a refusal."""
     # null and NaN mean "no value" (MLflow's own client writes a gap as a JSON NaN); a text format also
     # says it with an empty field. Infinity is never missing: it is refused as a number.
-    if is_missing(value) or (text and isinstance(value, str) and value == ""):
+    kind = kind_of(column)
+    if is_missing(value) or (
+        text
+        and isinstance(value, str)
+        and (value == "" or (kind is not STRING and value.strip() in TEXT_NULLS))
+    ):
         if column.required:
             return None, Refusal(MISSING_MESSAGE, "missing")
         return None, None
-    kind = kind_of(column)
     if isinstance(value, np.generic):
         value = value.item()
     if kind is STRING:
