@@ -261,3 +261,18 @@ def test_registry_uris_are_shown_without_credentials() -> None:
         "API request to http://10.0.0.1:5000/x failed"
     )
     assert redact_uri("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+
+
+def test_the_first_check_may_take_as_long_as_a_load(iris_loaded: tuple[LoadedModel, Any]) -> None:
+    """Start-up's first alias check imports MLflow's client and opens the store: slow on a busy
+    machine, and no sign of an outage. It gets the load deadline; later checks the short one."""
+    holder, fake, _ = make(iris_loaded, check_seconds=0.2, load_seconds=10)
+    fake.hang.clear()
+    threading.Timer(0.6, fake.hang.set).start()  # the first answer comes after three check deadlines
+    assert asyncio.run(holder.refresh()) == {"iris": "loaded version 1"}
+    assert holder.ready and holder.registry.reachable
+    fake.hang.clear()
+    try:
+        assert asyncio.run(holder.refresh()) == {"iris": "registry unreachable"}
+    finally:
+        fake.hang.set()

@@ -129,6 +129,7 @@ class ModelHolder:
         self.registry = RegistryStatus()
         self.where = where  # the registry, named without credentials
         self._checks = RegistryDeadline(where or "?", check_seconds) if check_seconds else None
+        self._answered = False  # has the registry answered an alias check yet
         self._loads = RegistryDeadline(where or "?", load_seconds) if load_seconds else None
         # /admin/reload answers within this: one alias check's deadline, plus a little
         self.reload_seconds = (check_seconds or 5.0) + RELOAD_SLACK_SECONDS
@@ -226,9 +227,15 @@ class ModelHolder:
 
     # --- changing --------------------------------------------------------------------------------
     def _resolve(self, name: str, alias: str) -> ModelVersionInfo | None:
-        if self._checks is None:
+        """The version ``alias`` points at, within the check deadline. Until the registry has answered
+        once, the load deadline applies instead: the first call imports MLflow's client and opens (or
+        migrates) the store, which takes seconds on a busy machine and is no sign of an outage."""
+        deadline = self._checks if self._answered else self._loads or self._checks
+        if deadline is None:
             return self._resolver(name, alias)
-        return self._checks.call(f"model '{name}' alias '{alias}'", lambda: self._resolver(name, alias))
+        found = deadline.call(f"model '{name}' alias '{alias}'", lambda: self._resolver(name, alias))
+        self._answered = True
+        return found
 
     def _load(self, name: str, ref: str, alias: str) -> ServedModel:
         """Load, select the engine (ONNX conversion and parity check) and warm up: the caller's thread,
