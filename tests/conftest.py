@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -48,6 +48,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 f"the wall clock did not move after writing {path}: is libfaketime loaded?"
             )
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _clean_module_environment() -> Iterator[None]:
+    """The same clean-up for the fixtures a module makes once (stores trained per module), which run
+    before any per-test fixture: MLflow exports MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI whenever a
+    store is configured in-process, so one module's store must not become the next module's default."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if key.startswith(("SHIPYARD_", "MLFLOW_TRACKING", "MLFLOW_REGISTRY")):
+                patch.delenv(key)
+        yield
 
 
 @pytest.fixture(autouse=True)

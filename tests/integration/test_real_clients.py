@@ -192,15 +192,14 @@ def housing_rows() -> pd.DataFrame:
 
 
 def pyfunc(store: Store, name: str) -> Any:
-    """The champion as MLflow's own loader gives it (the tracking URI set only while loading)."""
+    """The champion as MLflow's own loader gives it. The tracking URI is set only while loading and then
+    put back exactly as it was, unset included: ``mlflow.set_tracking_uri`` also exports
+    MLFLOW_TRACKING_URI, which would send later tests' runs (and their subprocesses) to this store."""
     import mlflow
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(store.settings.tracking_uri)
-    try:
+    with _use_tracking_uri(store.settings.tracking_uri):
         return mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 @pytest.fixture(scope="module")
