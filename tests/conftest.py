@@ -175,7 +175,7 @@ def iris_rows(rows: int, seed: int = 0) -> Any:
 def flush_prediction_log(client: Any) -> None:
     """Write what a running TestClient app has buffered in its prediction log, so the test reads it
     back at once instead of sleeping past the writer's interval."""
-    log = client.app.state.services.prediction_log
+    log = client.app.state.services.plane.prediction_log
     assert log is not None, "the app runs without a prediction log (settings.prediction_log is off)"
     log.flush()
 

@@ -9,12 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from shipyard.config.settings import Settings
-from shipyard.monitoring.prediction_log import PredictionLog
-from shipyard.monitoring.quality import LiveQuality
-from shipyard.serving.ab import Router
 from shipyard.serving.auth import Principal, TokenVerifier
 from shipyard.serving.dataplane import DataPlane
-from shipyard.serving.drift_watch import DriftWatch
 from shipyard.serving.holder import ModelHolder
 from shipyard.serving.metrics import ServiceMetrics
 
@@ -22,7 +18,7 @@ ANONYMOUS = Principal("anonymous", frozenset({"predict", "admin", "batch"}))
 
 
 async def get_holder(request: Request) -> ModelHolder:
-    holder = services(request).holder
+    holder = services(request).plane.holder
     assert holder is not None  # set before the app takes requests
     return holder
 
@@ -42,26 +38,6 @@ class Services:
     metrics: ServiceMetrics
     verifier: TokenVerifier | None
     plane: DataPlane
-
-    @property
-    def holder(self) -> ModelHolder | None:
-        return self.plane.holder
-
-    @property
-    def router(self) -> Router:
-        return self.plane.router
-
-    @property
-    def quality(self) -> LiveQuality:
-        return self.plane.quality
-
-    @property
-    def prediction_log(self) -> PredictionLog | None:
-        return self.plane.prediction_log
-
-    @property
-    def drift(self) -> DriftWatch | None:
-        return self.plane.drift
 
 
 def services(request: Request) -> Services:

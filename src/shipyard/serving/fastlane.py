@@ -74,13 +74,13 @@ class FastLane:
         matched = (
             self._match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         )
-        if matched is None or self.services.holder is None:
+        if matched is None or self.services.plane.holder is None:
             await self.app(scope, receive, send)
             return
         handler, route, name = matched
         scope["route"] = route
         content_type, authorization, ab_key, header_length = "", None, None, None
-        key_header = self.services.router.header
+        key_header = self.services.plane.router.header
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value.decode("latin-1")

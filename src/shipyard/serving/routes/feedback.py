@@ -131,8 +131,8 @@ async def feedback(request: Request) -> dict[str, Any]:
     authorize(request.headers.get("authorization"), svc, "predict")  # before the body is read
     require_media_type(request.headers.get("content-type", ""), JSON_TYPES)
     items = _items(parse_json(await request.body()))
-    _check_against_predictions(svc.quality, items)
-    quality, metrics = svc.quality, svc.metrics
+    _check_against_predictions(svc.plane.quality, items)
+    quality, metrics = svc.plane.quality, svc.metrics
     matched, unmatched, touched = 0, [], set()
     for request_id, labels in items:
         keys = quality.add_feedback(request_id, labels)
@@ -143,8 +143,8 @@ async def feedback(request: Request) -> dict[str, Any]:
         matched += len(labels)
         touched.update(keys)
         metrics.feedback_rows.labels(keys[0][0]).inc(len(labels))
-        if svc.prediction_log is not None:
-            svc.prediction_log.submit_feedback(request_id, labels)
+        if svc.plane.prediction_log is not None:
+            svc.plane.prediction_log.submit_feedback(request_id, labels)
     live = {}
     for key in touched:
         values = quality.metrics(key)

@@ -122,7 +122,7 @@ async def model_drift(
     name: str, request: Request, holder: HolderDep, refresh: bool = False
 ) -> dict[str, Any]:
     model = holder.get(name)
-    watch = services(request).drift
+    watch = services(request).plane.drift
     if watch is None:
         raise HTTPException(404, "drift is not watched here (it needs the prediction log and a registry)")
     report = await asyncio.to_thread(watch.compute, model) if refresh else watch.reports.get(name)

@@ -282,10 +282,10 @@ async def handle_infer(call: Call, name: str, version: str | None = None) -> dic
     if version is None:
         route = route_for(call, name, parameters)
     else:
-        assert svc.holder is not None
+        assert svc.plane.holder is not None
         call.routing_key(parameters)  # the A/B key is not a model parameter, even when unused
-        pinned = _pinned(svc.holder, name, version)
-        route = Route(pinned, CHAMPION if pinned is svc.holder.get(name) else CHALLENGER)
+        pinned = _pinned(svc.plane.holder, name, version)
+        route = Route(pinned, CHAMPION if pinned is svc.plane.holder.get(name) else CHALLENGER)
         call.response_headers[VARIANT_HEADER] = route.variant
     model = route.model
     names, binary = v2_binary.requested_outputs(body, [o["name"] for o in _outputs(model)])
