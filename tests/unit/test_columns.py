@@ -139,3 +139,12 @@ def test_an_integer_column_with_gaps_reaches_the_model_as_float_with_nan() -> No
 def test_a_huge_bad_column_stops_at_the_limit() -> None:
     check = check_column(InputColumn("x", "double"), ["bad"] * 10_000, limit=20)
     assert len(check.refused) == 20
+
+
+def test_numbers_past_every_64_bit_type_are_refused_by_the_rule() -> None:
+    """JSON integers of any size reach the rule: refused by name, never an overflow inside numpy."""
+    huge = 10**400
+    number = check_column(InputColumn("x", "double"), [1.0, huge])
+    assert {i: r.type for i, r in number.refused.items()} == {1: "finite_number"}
+    integer = check_column(InputColumn("n", "long"), [1, 2**64])
+    assert {i: r.type for i, r in integer.refused.items()} == {1: "int_type"}

@@ -154,7 +154,9 @@ def coerce_value(column: InputColumn, value: Any, text: bool = False) -> tuple[A
             return None, Refusal(f"expected a 64-bit integer, got {short(value)}", "int_type")
         return int(number), None
     if isinstance(number, int) and abs(number) > 2**1023:
-        return None, Refusal(f"expected a finite number, got {short(value)}", "finite_number")
+        return None, Refusal(
+            f"number out of range (no 64-bit float holds it), got {short(value)}", "finite_number"
+        )
     return float(number), None
 
 
@@ -194,7 +196,10 @@ def _bulk(column: InputColumn, values: Any, text: bool) -> tuple[np.ndarray, np.
     if isinstance(values, list):
         types = set(map(type, values))
         if kind is NUMBER and types <= {float, int}:
-            values = np.array(values, dtype=np.float64)
+            try:
+                values = np.array(values, dtype=np.float64)
+            except OverflowError:  # an integer past float64's range: the rule refuses it by name
+                return None
         elif kind is INTEGER and types == {int}:
             try:
                 values = np.array(values, dtype=np.int64)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -38,8 +38,6 @@ CSV_TYPES = ("text/csv", "application/csv")
 MAX_DEPTH = 32
 _CONTAINERS = frozenset({dict, list})
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')  # what translate() deletes
-_INT64 = 2**63
-T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -176,36 +174,6 @@ def _invalid(loc: list[Any], msg: str, kind: str = "value_error") -> PredictionI
     )
 
 
-def _checked(build: Callable[[], T], data: Any, prefix: list[Any]) -> T:
-    """Run a schema check; a number no 64-bit column can hold (``2**70``, ``1e400`` written out as an
-    integer) becomes a 422 naming where it is, not an overflow deep in NumPy."""
-    try:
-        return build()
-    except OverflowError:
-        errors = _out_of_range(data, prefix)
-        if not errors:
-            errors = [{"loc": prefix, "msg": "a number is out of range", "type": "number_range"}]
-        first = errors[0]
-        raise PredictionInputError(
-            f"invalid input: {'.'.join(map(str, first['loc']))}: {first['msg']}", errors
-        ) from None
-
-
-def _out_of_range(data: Any, prefix: list[Any], limit: int = 20) -> list[dict[str, Any]]:
-    errors: list[dict[str, Any]] = []
-    stack: list[tuple[Any, list[Any]]] = [(data, prefix)]
-    while stack and len(errors) < limit:
-        item, loc = stack.pop()
-        if isinstance(item, int) and not isinstance(item, bool) and not -_INT64 <= item < _INT64:
-            msg = "number out of range (integers must fit in 64 bits)"
-            errors.append({"loc": loc, "msg": msg, "type": "number_range"})
-        elif isinstance(item, Mapping):
-            stack.extend((v, [*loc, k]) for k, v in reversed(list(item.items())))
-        elif isinstance(item, list):
-            stack.extend((v, [*loc, i]) for i, v in reversed(list(enumerate(item))))
-    return errors
-
-
 def records_from_predict_body(body: Any) -> tuple[list[Any], list[Any]]:
     """Shipyard's own protocol: one record (an object) or ``{"records": [...]}``; returns (records, loc)."""
     if isinstance(body, Mapping):
@@ -225,7 +193,7 @@ def records_from_predict_body(body: Any) -> tuple[list[Any], list[Any]]:
 
 def batch_from_records(schema: InputSchema, records: list[Any], prefix: list[Any], max_rows: int) -> Batch:
     check_rows(len(records), max_rows)
-    return _checked(lambda: schema.batch_from_records(records, prefix), records, prefix)
+    return schema.batch_from_records(records, prefix)
 
 
 _MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -259,13 +227,13 @@ def batch_from_mlflow_json(schema: InputSchema, body: Any, max_rows: int) -> Bat
             if not isinstance(column, str):
                 raise _invalid([key, "columns", i], "expected a column name (a string)", "string_type")
         check_rows(len(data), max_rows)
-        return _checked(lambda: schema.batch_from_rows(columns, data, [key, "data"]), data, [key, "data"])
+        return schema.batch_from_rows(columns, data, [key, "data"])
     if isinstance(payload, list):
         return batch_from_records(schema, payload, [key], max_rows)
     if isinstance(payload, Mapping) and key in ("instances", "inputs"):
         lengths = [len(v) for v in payload.values() if isinstance(v, list)]
         check_rows(max(lengths, default=0), max_rows)
-        return _checked(lambda: schema.batch_from_columns(payload, [key]), payload, [key])
+        return schema.batch_from_columns(payload, [key])
     raise _invalid(
         [key],
         "expected a list of records" + (" or an object of columns" if key != "dataframe_records" else ""),
@@ -291,7 +259,7 @@ def batch_from_csv(schema: InputSchema, body: bytes, max_rows: int) -> Batch:
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
         for row in frame.to_dict("records")
     ]
-    return _checked(lambda: schema.batch_from_records(records, ["csv"], text=True), records, ["csv"])
+    return schema.batch_from_records(records, ["csv"], text=True)
 
 
 def v2_datatype(mlflow_type: str) -> str:
@@ -323,4 +291,4 @@ def batch_from_v2(schema: InputSchema, body: Any, max_rows: int) -> Batch:
             )
         columns[tensor["name"]] = data
     check_rows(max((len(v) for v in columns.values()), default=0), max_rows)
-    return _checked(lambda: schema.batch_from_columns(columns, ["inputs"]), columns, ["inputs"])
+    return schema.batch_from_columns(columns, ["inputs"])
