@@ -132,9 +132,9 @@ class PredictionLog:
             connection.close()
 
     def _drain(self, connection: sqlite3.Connection) -> None:
-        batch: list[Entry] = []
-        while self._buffer:
-            batch.append(self._buffer.popleft())
+        # what is buffered now, no more: a submit racing this loop waits for the next drain, so the
+        # writer never holds more than one buffer's worth (the memory bound the queue size promises)
+        batch = [self._buffer.popleft() for _ in range(len(self._buffer))]
         if batch:
             self._write(connection, batch)
         feedback = []
