@@ -186,3 +186,14 @@ def missing_external(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
         pytest.fail(f"{reason}; CI must install it (.ci/run, make install-test)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster (tests/pg_cluster.py) on a free port of 127.0.0.1, started once per
+    session: each test makes its own database, ``postgres.create_database(name, user, password)`` (unique
+    names; password from ``secrets``), which returns a ``postgresql+psycopg://`` URL."""
+    from tests.pg_cluster import throwaway_cluster
+
+    with throwaway_cluster("shipyard-pg-", missing_external) as cluster:
+        yield cluster
