@@ -60,6 +60,13 @@ class ModelNotFoundError(RegistryError):
     http_status = 404
 
 
+class StoreUnavailableError(ShipyardError):
+    """The monitoring store did not answer (down, unreachable, or refusing the credentials)."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+    http_status = 503
+
+
 class InvalidRequestError(ShipyardError):
     """A request whose fields are wrong (422); ``errors`` lists each problem as
     ``{"loc": [...], "msg": ..., "type": ...}`` (the shape FastAPI uses for 422 responses), so the API

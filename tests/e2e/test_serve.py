@@ -36,20 +36,22 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, workspace: Path, env: dict[str, str]) -> None:
+    """A real `shipyard serve` (or, with ``role="monitor"``, `shipyard monitor`) process on a free port."""
+
+    def __init__(self, workspace: Path, env: dict[str, str], role: str = "serve") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (workspace / f"serve-{self.port}.log").open("w")
+        self.log = (workspace / f"{role}-{self.port}.log").open("w")
         base = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "MLFLOW_TRACKING"))}
         self.proc = subprocess.Popen(
-            [SHIPYARD, "serve", "--port", str(self.port), "--models", "iris"],
+            [SHIPYARD, role, "--port", str(self.port), "--models", "iris"],
             cwd=workspace,
             env={**base, "MLFLOW_DISABLE_TELEMETRY": "true", **env},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.logfile = workspace / f"serve-{self.port}.log"
+        self.logfile = workspace / f"{role}-{self.port}.log"
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

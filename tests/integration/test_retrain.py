@@ -22,6 +22,7 @@ from shipyard.monitoring.retrain import (
     TRIGGER_TAG,
     retrain,
 )
+from shipyard.monitoring.store import MonitoringStore
 from shipyard.pipeline import run_training
 from shipyard.pipeline.steps import FEEDBACK_ARTIFACT
 from shipyard.registry import ModelRegistry
@@ -32,17 +33,19 @@ pytestmark = pytest.mark.integration
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
-def log_traffic(path: Path, rows: list[dict[str, float]], labels: list[str] | None) -> None:
+def log_traffic(url: str, rows: list[dict[str, float]], labels: list[str] | None) -> None:
     """What the service would have logged: one request per row, and ground truth for each."""
-    log = PredictionLog(path, interval=0.01)
+    store = MonitoringStore.open(url)
+    log = PredictionLog(store, interval=0.01)
     log.start()
     now = time.time()
     for i, row in enumerate(rows):
         features = {k: np.array([row[k]]) for k in FEATURES}
-        log.submit((f"req-{i}", now + i * 1e-3, "iris", "1", "champion", features, ["virginica"], 0.1))
-        if labels is not None:
-            log.submit_feedback(f"req-{i}", [labels[i]])
+        log.submit((f"req-{i}", now + i * 1e-3, "iris", "1", "champion", features, ["virginica"], 0.1, True))
     log.close()
+    if labels is not None:
+        store.write_feedback([(f"req-{i}", [label]) for i, label in enumerate(labels)])
+    store.close()
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ def test_no_drift_means_no_retrain(
     assert not outcome.ran and "no logged predictions" in outcome.reason
 
     frame = DataLoader(iris_config().dataset.source).load().frame  # traffic like the training data
-    log_traffic(settings.prediction_log_file, frame[FEATURES].to_dict("records"), None)
+    log_traffic(settings.monitoring_store_url, frame[FEATURES].to_dict("records"), None)
     outcome = retrain(settings, "iris", if_drift=True)
     assert not outcome.ran and outcome.drift_report_id and "no dataset drift" in outcome.reason
     assert [v.version for v in trained.versions("iris")] == ["1"]  # nothing registered
@@ -67,7 +70,7 @@ def test_no_drift_means_no_retrain(
 def test_drift_retrains_with_feedback_and_records_why(trained: ModelRegistry, settings: Settings) -> None:
     rows = shifted_iris_rows(np.random.default_rng(7), 80)
     labels = ["virginica"] * 79 + ["daisy"]  # one label outside the target's contract
-    log_traffic(settings.prediction_log_file, rows, labels)
+    log_traffic(settings.monitoring_store_url, rows, labels)
 
     outcome = retrain(settings, "iris", if_drift=True)
     assert outcome.ran and outcome.trigger == "drift"

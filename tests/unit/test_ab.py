@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from shipyard.config import Settings
 from shipyard.config.loading import parse_config
-from shipyard.monitoring.prediction_log import read_log
+from shipyard.monitoring.store import MonitoringStore
 from shipyard.registry.models import LoadedModel, ModelVersionInfo
 from shipyard.serving import create_app
 from shipyard.serving.ab import bucket
@@ -165,7 +165,7 @@ def test_shadow_never_changes_the_answer_and_logs_both(
     assert 'shipyard_model_latency_seconds_count{model="iris",variant="shadow"}' in metrics
     client.__exit__(None, None, None)  # flush the log
 
-    logged = read_log(tmp_path / "log.db", "iris", include_shadow=True)
+    logged = MonitoringStore.open(f"sqlite:///{tmp_path / 'log.db'}").read_log("iris", include_shadow=True)
     by_variant = logged.groupby("_variant")["_request_id"].apply(set)
     assert by_variant["champion"] == by_variant["shadow"]  # every request, both answers
     assert set(logged[logged["_variant"] == "shadow"]["_version"]) == {"2"}
@@ -173,7 +173,9 @@ def test_shadow_never_changes_the_answer_and_logs_both(
         index=["_request_id"], columns="_variant", values="_prediction", aggfunc="first"
     )
     assert (disagree["champion"] != disagree["shadow"]).any()  # the stump really is another model
-    assert set(read_log(tmp_path / "log.db", "iris")["_variant"]) == {"champion"}  # drift's view
+    assert set(MonitoringStore.open(f"sqlite:///{tmp_path / 'log.db'}").read_log("iris")["_variant"]) == {
+        "champion"
+    }  # drift's view
 
 
 def test_a_failing_shadow_is_counted_and_never_reaches_the_client(

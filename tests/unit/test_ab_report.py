@@ -12,7 +12,8 @@ import pytest
 from scipy import stats
 
 from shipyard.monitoring.ab_report import compare_variants
-from shipyard.monitoring.prediction_log import PredictionLog, read_labelled
+from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.monitoring.store import MonitoringStore
 
 COLUMNS = ["_request_id", "_variant", "_version", "_prediction", "_label", "_ts"]
 
@@ -101,17 +102,18 @@ def test_too_little_feedback_or_no_challenger_gives_no_verdict() -> None:
 
 def test_labelled_rows_join_feedback_by_request_and_row(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
-    log = PredictionLog(path, interval=0.01)
+    store = MonitoringStore.open(f"sqlite:///{path}")
+    log = PredictionLog(store, interval=0.01)
     log.start()
     now = time.time()
     features = {"x": np.array([1.0, 2.0])}
-    log.submit(("r1", now, "m", "1", "champion", features, ["a", "b"], 1.0))
-    log.submit(("r1", now, "m", "2", "shadow", features, ["a", "a"], 1.0))
-    log.submit(("r2", now, "m", "1", "champion", {"x": np.array([3.0])}, ["c"], 1.0))
-    log.submit_feedback("r1", ["a", "b"])
+    log.submit(("r1", now, "m", "1", "champion", features, ["a", "b"], 1.0, True))
+    log.submit(("r1", now, "m", "2", "shadow", features, ["a", "a"], 1.0, True))
+    log.submit(("r2", now, "m", "1", "champion", {"x": np.array([3.0])}, ["c"], 1.0, True))
     log.close()
-    plain = read_labelled(path, "m")
+    store.write_feedback([("r1", ["a", "b"])])
+    plain = store.labelled("m")
     assert plain[["x", "_prediction", "_label"]].values.tolist() == [[1.0, "a", "a"], [2.0, "b", "b"]]
-    both = read_labelled(path, "m", include_shadow=True)
+    both = store.labelled("m", include_shadow=True)
     shadow = both[both._variant == "shadow"]
     assert shadow["_label"].tolist() == ["a", "b"] and shadow["_prediction"].tolist() == ["a", "a"]

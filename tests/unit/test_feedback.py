@@ -1,4 +1,5 @@
-"""Feedback by request id turns into rolling live quality per model version and variant."""
+"""Feedback by request id is stored, joined to the answers in the monitoring store, and graded as
+rolling live quality per model version and variant."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from shipyard.monitoring.prediction_log import read_feedback
-from shipyard.monitoring.quality import LiveQuality, Served
+from shipyard.monitoring.quality import RecentAnswers, Served, quality_metrics
+from shipyard.monitoring.store import MonitoringStore
 from tests.unit.conftest import IRIS_ROWS, AppFactory
 
 
@@ -30,7 +31,7 @@ def test_feedback_gives_live_accuracy_and_metrics(client_for: AppFactory, tmp_pa
     )
     assert result.status_code == 200, result.text
     body = result.json()
-    assert body["matched_rows"] == 4 and body["unmatched"] == ["gone"]
+    assert body["matched_rows"] == 4 and body["unmatched"] == ["gone"] and body["stored_rows"] == 5
     live = body["live_quality"]["iris v1 (champion)"]
     assert live["accuracy"] == pytest.approx(0.75) and live["n"] == 4
     metrics = client.get("/metrics").text
@@ -40,7 +41,25 @@ def test_feedback_gives_live_accuracy_and_metrics(client_for: AppFactory, tmp_pa
     assert 'shipyard_feedback_rows_total{model="iris"} 4.0' in metrics
     assert "shipyard_feedback_unmatched_total 1.0" in metrics
     client.__exit__(None, None, None)  # flushes the log
-    assert read_feedback(path) == {"a1": ["setosa", "virginica", "virginica"], "a2": ["setosa"]}
+    stored = MonitoringStore.open(f"sqlite:///{path}").feedback()
+    assert stored == {"a1": ["setosa", "virginica", "virginica"], "a2": ["setosa"], "gone": ["setosa"]}
+
+
+def test_feedback_after_a_restart_is_stored_and_joined(client_for: AppFactory, tmp_path: Path) -> None:
+    """The label of a request answered before a restart (or by another replica) is not lost: it is
+    stored and joined to the answer in the store."""
+    path = tmp_path / "log.db"
+    before = client_for(prediction_log=True, prediction_log_path=path)
+    before.post("/predict", json={"records": IRIS_ROWS[:2]}, headers={"x-request-id": "old-1"})
+    before.__exit__(None, None, None)  # the process stops; its memory of old-1 is gone
+    after = client_for(prediction_log=True, prediction_log_path=path)
+    answer = after.post("/feedback", json={"request_id": "old-1", "labels": ["setosa", "setosa"]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["unmatched"] == ["old-1"] and body["stored_rows"] == 2 and body["matched_rows"] == 0
+    live = body["live_quality"]["iris v1 (champion)"]
+    assert live["n"] == 2 and live["accuracy"] == pytest.approx(0.5)  # it predicted setosa, virginica
+    after.__exit__(None, None, None)
 
 
 def test_regression_feedback_gives_mae_and_rmse(client: TestClient, housing_loaded: tuple) -> None:
@@ -81,19 +100,35 @@ def test_bad_feedback_changes_nothing(client: TestClient) -> None:
     assert client.post("/feedback", json={"feedback": []}).status_code == 422
 
 
-def test_memory_is_bounded_and_window_rolls() -> None:
-    quality = LiveQuality(remember=2, window=3)
+def test_memory_is_bounded_and_the_quality_window_rolls(tmp_path: Path) -> None:
+    recent = RecentAnswers(remember=2)
     for i in range(3):
-        quality.remember_prediction(f"r{i}", Served("m", "1", "champion", True, ["a"]))
-    assert quality.add_feedback("r0", ["a"]) == []  # forgotten: oldest first
-    for i in (1, 2):
-        quality.add_feedback(f"r{i}", ["b"])
-    key = ("m", "1", "champion")
-    assert quality.metrics(key)["accuracy"] == 0.0
-    for i in range(3, 6):
-        quality.remember_prediction(f"r{i}", Served("m", "1", "champion", True, ["a"]))
-        quality.add_feedback(f"r{i}", ["a"])
-    assert quality.metrics(key) == {"accuracy": 1.0, "f1_macro": 1.0, "n": 3.0}  # only the last 3 pairs
+        recent.remember_prediction(f"r{i}", Served("m", "1", "champion", True, ("a",)))
+    assert recent.answered("r0") is None and recent.answered("r2") is not None  # oldest forgotten first
+
+    from tests.unit.test_prediction_log import entry
+
+    store = MonitoringStore.open(f"sqlite:///{tmp_path / 'q.db'}")
+    from shipyard.monitoring.prediction_log import PredictionLog
+
+    log = PredictionLog(store, interval=3600)
+    log.start()
+    for i in range(6):
+        log.submit(entry(f"r{i}", rows=1))  # predicted "yes"
+    log.close()
+    store.write_feedback([(f"r{i}", ["no"]) for i in range(3)], ts=1.0)
+    store.write_feedback([(f"r{i}", ["yes"]) for i in range(3, 6)], ts=2.0)
+    pairs = store.labelled_pairs("m", window=3)[("1", "champion")]
+    assert quality_metrics(pairs.predicted, pairs.truth, pairs.classifier) == {
+        "accuracy": 1.0,
+        "f1_macro": 1.0,
+        "n": 3.0,
+    }  # only the latest 3 labels
+    store.write_feedback([("r5", ["no"])], ts=3.0)  # a corrected label: the latest one counts
+    pairs = store.labelled_pairs("m", window=10)[("1", "champion")]
+    assert len(pairs.predicted) == 6 and pairs.truth.count("no") == 4
+    assert quality_metrics([], [], True) == {}
+    store.close()
 
 
 def test_remembered_predictions_are_invisible_to_the_garbage_collector() -> None:
@@ -101,11 +136,11 @@ def test_remembered_predictions_are_invisible_to_the_garbage_collector() -> None
     (measured: 50-200 ms pauses on every request under load when they were)."""
     import gc
 
-    quality = LiveQuality()
+    recent = RecentAnswers()
     for i in range(1000):
         primary = Served("m", "1", "champion", True, ("a", "b"))
-        quality.remember_prediction(f"r{i}", primary, Served("m", "2", "shadow", True, ("a", "a")))
+        recent.remember_prediction(f"r{i}", primary, Served("m", "2", "shadow", True, ("a", "a")))
     for _ in range(3):  # a pass untracks a tuple once its items are untracked: one level per pass at worst
         gc.collect()
-    assert not any(gc.is_tracked(v) for v in quality._recent.values())
-    assert quality.add_feedback("r5", ["a", "b"]) == [("m", "1", "champion"), ("m", "2", "shadow")]
+    assert not any(gc.is_tracked(v) for v in recent._recent.values())
+    assert recent.answered("r5") == Served("m", "1", "champion", True, ("a", "b"))

@@ -10,18 +10,31 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.monitoring.prediction_log import PredictionLog, read_feedback, read_log
+from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.monitoring.store import MonitoringStore
 from tests.unit.conftest import IRIS_ROWS, AppFactory
 
 
 def entry(request_id: str, rows: int = 2) -> Any:
     batch = {"a": np.arange(rows, dtype=float), "b": np.array(["x"] * rows, dtype=object)}
     batch["a"][0] = np.nan
-    return (request_id, time.time(), "m", "1", "champion", batch, ["yes"] * rows, 0.5)
+    return (request_id, time.time(), "m", "1", "champion", batch, ["yes"] * rows, 0.5, True)
+
+
+def store_at(path: Path) -> MonitoringStore:
+    return MonitoringStore.open(f"sqlite:///{path}")
+
+
+def read_log(path: Path, model: str, **options: Any) -> Any:
+    store = store_at(path)
+    try:
+        return store.read_log(model, **options)
+    finally:
+        store.close()
 
 
 def test_entries_are_written_and_read_back(tmp_path: Path) -> None:
-    log = PredictionLog(tmp_path / "p.db")
+    log = PredictionLog(store_at(tmp_path / "p.db"))
     log.start()
     for i in range(50):
         assert log.submit(entry(f"r{i}"))
@@ -33,13 +46,12 @@ def test_entries_are_written_and_read_back(tmp_path: Path) -> None:
     assert set(frame["b"]) == {"x"} and set(frame["_prediction"]) == {"yes"}
     assert len(read_log(tmp_path / "p.db", "m", window=10)) == 10
     assert read_log(tmp_path / "p.db", "other").empty
-    assert read_log(tmp_path / "absent.db", "m").empty
 
 
 def test_a_stalled_disk_never_blocks_submit_and_drops_are_counted(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     dropped: list[int] = []
-    log = PredictionLog(path, queue_size=100, interval=0.01, on_drop=dropped.append)
+    log = PredictionLog(store_at(path), queue_size=100, interval=0.01, on_drop=dropped.append)
     log.start()
     blocker = sqlite3.connect(path, timeout=60)
     blocker.execute("BEGIN EXCLUSIVE")  # the disk "stalls": the writer cannot commit
@@ -60,17 +72,15 @@ def test_a_stalled_disk_never_blocks_submit_and_drops_are_counted(tmp_path: Path
 
 def test_flush_writes_everything_submitted_before_it_returns(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
-    idle = PredictionLog(path, interval=3600)  # the writer would not wake during this test
+    idle = PredictionLog(store_at(path), interval=3600)  # the writer would not wake during this test
     idle.start()
     idle.submit(entry("r0"))
-    idle.submit_feedback("r0", ["yes", "no"])
     assert read_log(path, "m").empty
     idle.flush()
     assert list(read_log(path, "m")["_request_id"]) == ["r0", "r0"] and idle.written == 2
-    assert read_feedback(path) == {"r0": ["yes", "no"]}
     idle.close()
 
-    busy = PredictionLog(tmp_path / "busy.db", interval=0.001)  # flushes race the writer's own drains
+    busy = PredictionLog(store_at(tmp_path / "busy.db"), interval=0.001)  # flushes race its own drains
     busy.start()
     reader = sqlite3.connect(tmp_path / "busy.db")
     for i in range(100):

@@ -134,7 +134,9 @@ def test_no_client_input_causes_a_500(client: TestClient, path: str, body: bytes
 
 def test_drift_endpoint_without_a_watch_says_why(client: TestClient) -> None:
     response = client.get("/models/iris/drift")
-    assert response.status_code == 404 and "needs the prediction log" in response.json()["detail"]
+    assert response.status_code == 404 and "no drift report for 'iris' yet" in response.json()["detail"]
+    response = client.get("/models/iris/drift?refresh=true")
+    assert response.status_code == 404 and "needs a registry" in response.json()["detail"]
     assert client.get("/models/wine/drift").status_code == 404
 
 

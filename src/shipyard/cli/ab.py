@@ -32,18 +32,15 @@ def report(
     ] = 30,
     output: OutputOption = None,
 ) -> None:
-    from shipyard.errors import DataError
     from shipyard.monitoring.ab_report import compare_variants
-    from shipyard.monitoring.prediction_log import read_labelled
     from shipyard.monitoring.reports import model_task
+    from shipyard.monitoring.store import MonitoringStore
     from shipyard.registry import ModelRegistry
 
     settings = get_settings()
-    path = settings.prediction_log_file
-    if not path.is_file():
-        raise DataError(f"no prediction log at {path} (see SHIPYARD_PREDICTION_LOG_PATH)")
+    store = MonitoringStore.for_reading(settings.monitoring_store_url)
     task = model_task(ModelRegistry(settings), name)
-    rows = read_labelled(path, name, parse_since(since) if since else None, include_shadow=True)
+    rows = store.labelled(name, parse_since(since) if since else None, include_shadow=True)
     result = compare_variants(rows, name, task, alpha, min_rows)
     shown = []
     for v in result.variants:

@@ -17,6 +17,7 @@ from shipyard.cli import batch as batch_cli
 from shipyard.cli import models as models_cli
 from shipyard.cli import stack as stack_cli
 from shipyard.cli.drift import drift
+from shipyard.cli.monitor import monitor
 from shipyard.cli.output import error
 from shipyard.cli.predict import predict
 from shipyard.cli.retrain import retrain
@@ -43,6 +44,10 @@ app.command(help="Score a CSV or Parquet file locally with a registered model (d
     predict
 )
 app.command(help="Serve the registered champions over HTTP (uvicorn + FastAPI).")(serve)
+app.command(
+    help="Run the monitor role (one per deployment): drift per served version and live quality from the "
+    "shared monitoring store (SHIPYARD_MONITORING_URL), on a schedule, with its own /metrics."
+)(monitor)
 app.command(help="Compare current data with a model's training reference: drift per feature and dataset.")(
     drift
 )

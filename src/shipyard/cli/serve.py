@@ -13,6 +13,16 @@ from shipyard.config.settings import get_settings
 from shipyard.errors import ConfigError
 from shipyard.registry.deadline import redact_uri
 
+
+def export_overrides(overrides: dict[str, object | None]) -> None:
+    """Options given on the command line become settings in the environment (worker processes and the
+    settings cache read them there); options not given leave the environment as it is."""
+    for key, value in overrides.items():
+        if value is not None:
+            os.environ[key] = str(value)
+    get_settings.cache_clear()
+
+
 token_app = typer.Typer(help="Mint JWT bearer tokens for the service.", no_args_is_help=True)
 
 
@@ -34,15 +44,9 @@ def serve(
     import uvicorn
 
     # workers are separate processes that read settings from the environment: pass overrides there
-    overrides = {
-        "SHIPYARD_HOST": host,
-        "SHIPYARD_PORT": port,
-        "SHIPYARD_WORKERS": workers,
-        "SHIPYARD_MODELS": models,
-    }
-    for key, value in overrides.items():
-        if value is not None:
-            os.environ[key] = str(value)
+    export_overrides(
+        {"SHIPYARD_HOST": host, "SHIPYARD_PORT": port, "SHIPYARD_WORKERS": workers, "SHIPYARD_MODELS": models}
+    )
     if no_auth:
         os.environ["SHIPYARD_AUTH_ENABLED"] = "false"
     get_settings.cache_clear()

@@ -74,7 +74,28 @@ class Settings(BaseSettings):
     access_log: bool = Field(True, description="One JSON log line per request.")
     fast_path: bool = Field(True, description="Serve through ONNX Runtime when it matches scikit-learn.")
     prediction_log: bool = Field(True, description="Log every prediction (features, output) for drift.")
-    prediction_log_path: Path | None = Field(None, description="SQLite file; default <home>/predictions.db.")
+    prediction_log_path: Path | None = Field(
+        None, description="SQLite file of the default store when SHIPYARD_MONITORING_URL is unset."
+    )
+    monitoring_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the monitoring store (predictions, feedback, drift and quality "
+        "results): sqlite:///PATH, or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB shared by every "
+        "replica; default sqlite:///<home>/predictions.db.",
+    )
+    monitor_in_process: bool = Field(
+        True,
+        description="The api computes drift and live quality itself; false on replicas when a "
+        "`shipyard monitor` runs (the replicas then only write to the store).",
+    )
+    monitoring_retention_days: float = Field(
+        30.0, ge=0, description="Logged predictions and feedback older than this are deleted (0 = keep)."
+    )
+    quality_window: int = Field(
+        1000, ge=1, description="Latest labelled rows per version and variant that live quality grades."
+    )
+    monitor_host: str = Field("127.0.0.1", description="Address `shipyard monitor` binds.")
+    monitor_port: int = Field(8100, ge=1, le=65535, description="Port `shipyard monitor` listens on.")
     prediction_log_sample_rate: float = Field(1.0, ge=0, le=1, description="Share of requests logged.")
     drift_interval_seconds: float = Field(
         60.0, ge=0, description="How often the service recomputes drift from the log (0 = on request only)."
@@ -173,8 +194,11 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def prediction_log_file(self) -> Path:
-        return self.prediction_log_path or (self.home / "predictions.db").resolve()
+    def monitoring_store_url(self) -> str:
+        """The monitoring store: SHIPYARD_MONITORING_URL, else the embedded SQLite file."""
+        if self.monitoring_url:
+            return self.monitoring_url
+        return f"sqlite:///{self.prediction_log_path or (self.home / 'predictions.db').resolve()}"
 
     def ab_enabled(self, name: str) -> bool:
         """Whether ``name`` is under A/B test (its challenger is loaded and routed to)."""

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from shipyard.monitoring.prediction_log import SHADOW_VARIANT
+from shipyard.monitoring.store import SHADOW_VARIANT
 
 CHAMPION = "champion"
 

@@ -12,7 +12,7 @@ from shipyard.config.settings import Settings
 from shipyard.errors import DataError
 from shipyard.inference import ReadyModel
 from shipyard.monitoring.drift import DriftOverride, DriftReport, compute_drift
-from shipyard.monitoring.prediction_log import read_log
+from shipyard.monitoring.store import MonitoringStore
 from shipyard.registry.artifacts import PREDICTION_COLUMN
 from shipyard.registry.lineage import TAG_PREFIX
 from shipyard.registry.models import ModelRegistry, load_reference
@@ -72,14 +72,17 @@ def drift_against(reference: DriftReference, current: pd.DataFrame) -> DriftRepo
 
 
 def logged_rows(settings: Settings, name: str, since: float | None, window: int) -> pd.DataFrame:
-    """Rows of ``name`` from the prediction log; a clear error when there are none."""
-    path = settings.prediction_log_file
-    rows = read_log(path, name, since=since, window=window)
+    """Rows of ``name`` from the monitoring store; a clear error when there are none."""
+    store = MonitoringStore.for_reading(settings.monitoring_store_url)
+    try:
+        rows = store.read_log(name, since=since, window=window)
+    finally:
+        store.close()
     if rows.empty:
         raise DataError(
-            f"no logged predictions for '{name}' in {path}"
+            f"no logged predictions for '{name}' in {store.where}"
             + (" in that period" if since else "")
-            + " (is the service logging there? see SHIPYARD_PREDICTION_LOG_PATH, or pass --current FILE)"
+            + " (is the service logging there? see SHIPYARD_MONITORING_URL, or pass --current FILE)"
         )
     return rows
 

@@ -20,8 +20,8 @@ from shipyard.config.loading import parse_config
 from shipyard.config.pipeline import PipelineConfig
 from shipyard.config.settings import Settings
 from shipyard.errors import DataError
-from shipyard.monitoring.prediction_log import read_labelled, read_log
 from shipyard.monitoring.reports import drift_for_model
+from shipyard.monitoring.store import MonitoringStore
 from shipyard.pipeline.progress import Reporter
 from shipyard.pipeline.steps import FEEDBACK_ROWS_TAG, RunExtras
 from shipyard.pipeline.training_run import TrainingSummary, run_training
@@ -54,10 +54,11 @@ class RetrainOutcome:
         return out
 
 
-def feedback_rows(settings: Settings, name: str, config: PipelineConfig) -> tuple[pd.DataFrame, int]:
-    """Logged rows of ``name`` that got ground truth, as training rows (features + target), and how
-    many were left out because their label does not fit the target's contract."""
-    labelled = read_labelled(settings.prediction_log_file, name)
+def feedback_rows(store: MonitoringStore, name: str, config: PipelineConfig) -> tuple[pd.DataFrame, int]:
+    """Logged rows of ``name`` that got ground truth (posted to any replica), as training rows
+    (features + target), and how many were left out because their label does not fit the target's
+    contract."""
+    labelled = store.labelled(name)
     if labelled.empty:
         return pd.DataFrame(), 0
     target = config.dataset.target
@@ -96,13 +97,18 @@ def retrain(
     trigger = "drift" if if_drift else "manual"
     outcome = RetrainOutcome(name, False, "", trigger)
     documents: dict[str, Any] = {}
+    try:
+        store: MonitoringStore | None = MonitoringStore.for_reading(settings.monitoring_store_url)
+    except DataError as exc:  # nothing logged yet: no drift to see, no feedback to learn from
+        store, missing = None, str(exc)
     if if_drift:
         if drift_report is None:
-            rows = read_log(settings.prediction_log_file, name, window=window)
-            if rows.empty:
+            rows = store.read_log(name, window=window) if store is not None else None
+            if rows is None or rows.empty:
+                where = store.where if store is not None else missing
                 outcome.reason = (
-                    f"no logged predictions of '{name}' in {settings.prediction_log_file}: nothing says "
-                    "the data drifted"
+                    f"no logged predictions of '{name}' in the monitoring store ({where}): nothing "
+                    "says the data drifted"
                 )
                 return outcome
             drift_report = drift_for_model(settings, name, rows).to_dict()
@@ -119,7 +125,9 @@ def retrain(
     if config is None:
         recorded = load_reference(registry, name)
         config = parse_config(recorded.config, source=f"config of {name} v{recorded.version}")
-    extra, outcome.feedback_rejected = feedback_rows(settings, name, config)
+    extra, outcome.feedback_rejected = (
+        feedback_rows(store, name, config) if store is not None else (pd.DataFrame(), 0)
+    )
     outcome.feedback_rows = len(extra)
     tags = {TRIGGER_TAG: trigger, FEEDBACK_ROWS_TAG: str(len(extra))}
     if outcome.drift_report_id:

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 
 from shipyard.config.settings import Settings
-from shipyard.monitoring.prediction_log import SHADOW_VARIANT
+from shipyard.monitoring.store import SHADOW_VARIANT
 from shipyard.serving.holder import ModelHolder, ServedModel
 
 CHAMPION = "champion"

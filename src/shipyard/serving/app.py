@@ -20,11 +20,11 @@ from fastapi.staticfiles import StaticFiles
 
 from shipyard import __version__
 from shipyard.config.settings import Settings, get_settings
+from shipyard.monitoring.monitor import ReferenceLoader
 from shipyard.serving.accesslog import AccessLog
 from shipyard.serving.auth import TokenVerifier
 from shipyard.serving.dataplane import DataPlane
 from shipyard.serving.deps import Services
-from shipyard.serving.drift_watch import ReferenceLoader
 from shipyard.serving.errors import install_error_handlers
 from shipyard.serving.fastlane import FastLane
 from shipyard.serving.holder import ModelHolder

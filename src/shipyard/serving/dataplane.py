@@ -1,7 +1,8 @@
 """DataPlane: the one object that owns what a prediction touches, whichever protocol it came in by.
 
 Like MLServer's ``DataPlane``: the holder (which versions are served), the A/B router, the service's
-metrics, the prediction log and live quality live here, and ``infer`` is the one prediction path. The
+metrics, the monitoring store, the prediction log and the in-process monitor live here, and ``infer``
+is the one prediction path. The
 FastAPI routes and the fast lane are thin dispatchers over it: they check the token, parse their
 protocol's body into a validated batch, call ``route`` and ``infer``, and render the answer.
 """
@@ -20,10 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from shipyard.config.settings import Settings
 from shipyard.inference import Prediction
 from shipyard.inference.records import Batch, batch_rows
+from shipyard.monitoring.monitor import Monitor
 from shipyard.monitoring.prediction_log import PredictionLog
-from shipyard.monitoring.quality import LiveQuality, Served
+from shipyard.monitoring.quality import RecentAnswers, Served
+from shipyard.monitoring.store import MonitoringStore
 from shipyard.serving.ab import SHADOW, Route, Router
-from shipyard.serving.drift_watch import DriftWatch
 from shipyard.serving.holder import ModelHolder, ServedModel
 from shipyard.serving.metrics import ServiceMetrics
 
@@ -36,7 +38,7 @@ INLINE_ROWS = 64
 
 class DataPlane:
     """The request path's state and its one prediction path. The holder is set by the lifespan once
-    models are loaded (or handed in); the prediction log and drift watch when they are enabled."""
+    models are loaded (or handed in); the store, the prediction log and the monitor when enabled."""
 
     def __init__(
         self, settings: Settings, metrics: ServiceMetrics, holder: ModelHolder | None = None
@@ -45,9 +47,10 @@ class DataPlane:
         self.metrics = metrics
         self.holder = holder
         self.router = Router(settings)
-        self.quality = LiveQuality()
+        self.recent = RecentAnswers()  # to check feedback against what this process answered
+        self.store: MonitoringStore | None = None
         self.prediction_log: PredictionLog | None = None
-        self.drift: DriftWatch | None = None
+        self.monitor: Monitor | None = None  # in-process (no `shipyard monitor` configured)
         self._background: set[asyncio.Task[None]] = set()  # shadow scorings in flight
 
     @property
@@ -78,7 +81,7 @@ class DataPlane:
         rate = self.settings.prediction_log_sample_rate
         logged = rate >= 1.0 or random.random() < rate
         if route.shadow is None:
-            self.quality.remember_prediction(request_id, served)
+            self.recent.remember_prediction(request_id, served)
         self._record(model, route.variant, batch, result, request_id, seconds, logged)
         if route.shadow is not None:
             args = (route.shadow, batch, request_id, served, logged)
@@ -116,11 +119,11 @@ class DataPlane:
         except Exception as exc:  # anything the challenger does wrong stays on the side
             self.metrics.shadow_errors.labels(model.name).inc()
             log.warning("shadow %s v%s failed: %s", model.name, model.version, exc)
-            self.quality.remember_prediction(request_id, primary)
+            self.recent.remember_prediction(request_id, primary)
             return
         seconds = time.perf_counter() - started
         shadow = Served(model.name, model.version, SHADOW, result.classes is not None, tuple(result.values))
-        self.quality.remember_prediction(request_id, primary, shadow)
+        self.recent.remember_prediction(request_id, primary, shadow)
         self._record(model, SHADOW, batch, result, request_id, seconds, logged)
 
     def _record(
@@ -146,6 +149,7 @@ class DataPlane:
                 batch,
                 result.values,
                 seconds * 1e3,
+                result.classes is not None,
             )
             if not prediction_log.submit(entry):
                 metrics.log_dropped.inc(len(result.values))

@@ -1,9 +1,10 @@
 """The service's lifespan: what starts before the first request and stops after the last one.
 
 Start: load the models (or take the holder handed in), tell the metrics what is served, open the
-prediction log and the drift watch, start the background loops (alias following, drift, access-log
-flushing). Stop: cancel the loops, wait for shadow scorings still running (bounded), flush the access
-log and close the prediction log, which writes everything still queued.
+monitoring store (upgrading its schema) and the prediction log, and, unless a separate ``shipyard
+monitor`` is configured, the in-process monitor; start the background loops (alias following,
+monitoring, access-log flushing). Stop: cancel the loops, wait for shadow scorings still running
+(bounded), flush the access log and close the prediction log, which writes everything still queued.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from shipyard.config.settings import Settings
+from shipyard.monitoring.monitor import Monitor, ReferenceLoader
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.reports import DriftReference, reference_for
+from shipyard.monitoring.store import MonitoringStore
 from shipyard.registry.models import ModelRegistry
 from shipyard.serving.accesslog import AccessLog
 from shipyard.serving.dataplane import DataPlane
-from shipyard.serving.drift_watch import DriftWatch, ReferenceLoader
 from shipyard.serving.holder import HolderObserver, ModelHolder, ServedModel
 from shipyard.serving.memory import settle as settle_memory
 from shipyard.serving.metrics import ServiceMetrics
@@ -61,14 +63,13 @@ async def _flush_every_second(access_log: AccessLog) -> None:
         access_log.flush()
 
 
-async def _watch_drift(watch: DriftWatch, holder: ModelHolder, interval: float) -> None:
+async def _monitor(monitor: Monitor, holder: ModelHolder, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        for model in holder.loaded():
-            try:
-                await asyncio.to_thread(watch.compute, model)
-            except Exception:  # the loop must survive anything; the next round tries again
-                log.exception("drift check of %s failed", model.name)
+        try:  # a round never raises: failing steps are counted and logged, the next round retries
+            await asyncio.to_thread(monitor.run_once, [m.name for m in holder.loaded()])
+        except Exception:  # the loop must survive anything
+            log.exception("monitoring round failed")
 
 
 async def _follow_aliases(holder: ModelHolder, interval: float) -> None:
@@ -119,20 +120,22 @@ def make_lifespan(
         settle_memory()
         plane.holder = served
         tasks: list[asyncio.Task[None]] = []
+        store = plane.store = await asyncio.to_thread(MonitoringStore.open, settings.monitoring_store_url)
+        log.info("monitoring store: %s", store.where)
         if settings.prediction_log:
             plane.prediction_log = PredictionLog(
-                settings.prediction_log_file,
+                store,
                 queue_size=settings.prediction_log_queue,
                 on_drop=metrics.log_dropped.inc,
                 on_write=metrics.log_written.inc,
             )
             plane.prediction_log.start()
+        if settings.monitor_in_process:
             references = _references(settings, holder is not None, drift_references)
-            if references is not None:
-                plane.drift = DriftWatch(settings, metrics, references)
-                if settings.drift_interval_seconds > 0:
-                    watch = _watch_drift(plane.drift, served, settings.drift_interval_seconds)
-                    tasks.append(asyncio.create_task(watch))
+            plane.monitor = Monitor(settings, store, metrics.monitor, references)
+            if settings.drift_interval_seconds > 0:
+                loop = _monitor(plane.monitor, served, settings.drift_interval_seconds)
+                tasks.append(asyncio.create_task(loop))
         if settings.reload_interval_seconds > 0:
             tasks.append(asyncio.create_task(_follow_aliases(served, settings.reload_interval_seconds)))
         if access_log is not None:
@@ -149,6 +152,7 @@ def make_lifespan(
                 access_log.flush()
             if plane.prediction_log is not None:
                 plane.prediction_log.close()  # writes everything still queued
+            store.close()
             log.info("shutdown complete")  # uvicorn runs this after in-flight requests have finished
 
     return lifespan

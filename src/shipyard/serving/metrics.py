@@ -6,6 +6,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from shipyard.monitoring.gauges import MonitorGauges
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -80,42 +82,16 @@ class ServiceMetrics:
             registry=r,
         )
         self.log_written = Counter("shipyard_prediction_log_written", "Predicted rows logged.", registry=r)
-        self.feature_drift_score = Gauge(
-            "shipyard_feature_drift_score",
-            "Latest drift score per feature (a p-value or a distance; see the test label).",
-            ["model", "feature", "test"],
-            registry=r,
-        )
-        self.feature_drifted = Gauge(
-            "shipyard_feature_drifted",
-            "1 when the feature drifted in the latest window.",
-            ["model", "feature"],
-            registry=r,
-        )
-        self.dataset_drift_share = Gauge(
-            "shipyard_dataset_drift_share",
-            "Share of features drifted in the latest window.",
-            ["model"],
-            registry=r,
-        )
-        self.dataset_drift = Gauge(
-            "shipyard_dataset_drift",
-            "1 when the dataset drifted in the latest window.",
-            ["model"],
-            registry=r,
-        )
-        self.live_quality = Gauge(
-            "shipyard_live_quality",
-            "Rolling quality on ground truth received through /feedback (accuracy, f1_macro, mae, rmse, n).",
-            ["model", "version", "variant", "metric"],
-            registry=r,
-        )
+        self.monitor = MonitorGauges(r)  # drift and live quality, when this process monitors
         self.feedback_rows = Counter(
-            "shipyard_feedback_rows", "Ground-truth labels joined.", ["model"], registry=r
+            "shipyard_feedback_rows",
+            "Ground-truth labels stored for requests this instance answered.",
+            ["model"],
+            registry=r,
         )
         self.feedback_unmatched = Counter(
             "shipyard_feedback_unmatched",
-            "Feedback for request ids this instance does not remember.",
+            "Feedback for request ids this instance does not remember (stored; the store joins it).",
             registry=r,
         )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}

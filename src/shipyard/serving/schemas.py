@@ -244,10 +244,15 @@ class FeedbackRequest(RootModel[FeedbackBatch | FeedbackItem]):
 
 
 class FeedbackResponse(Message):
-    matched_rows: int = Field(description="Labels joined with a remembered prediction.")
-    unmatched: list[str] = Field(description="Request ids not (or no longer) remembered (at most 50).")
+    stored_rows: int = Field(description="Labels stored in the monitoring store (all of them).")
+    matched_rows: int = Field(description="Labels for requests this replica answered (checked at once).")
+    unmatched: list[str] = Field(
+        description="Request ids this replica does not remember (at most 50): answered by another replica "
+        "or before a restart. Their labels are stored too; the monitor joins them in the store."
+    )
     live_quality: dict[str, dict[str, float]] = Field(
-        description='"<model> v<version> (<variant>)" -> live metrics (accuracy, f1_macro or mae, rmse, n).'
+        description='"<model> v<version> (<variant>)" -> live metrics (accuracy, f1_macro or mae, rmse, n), '
+        "recomputed from the store; empty when a separate `shipyard monitor` computes them."
     )
 
 

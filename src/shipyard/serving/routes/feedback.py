@@ -1,4 +1,8 @@
-"""POST /feedback: ground truth by request id, joined with what was predicted; live quality metrics."""
+"""POST /feedback: ground truth by request id, stored in the monitoring store before the answer.
+
+Any replica takes feedback for any request: the label is stored whichever replica answered, and the
+monitor joins it to the answer in the store. The replica that answered checks the label count (and
+numbers for a regressor) at once; with the in-process monitor the answer carries the live quality."""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
-from shipyard.errors import InvalidRequestError
-from shipyard.monitoring.quality import LiveQuality
+from shipyard.errors import InvalidRequestError, StoreUnavailableError
+from shipyard.monitoring.quality import RecentAnswers
+from shipyard.serving.dataplane import DataPlane
 from shipyard.serving.deps import authorize, services
 from shipyard.serving.parsing import JSON_TYPES, parse_json, require_media_type
 from shipyard.serving.schemas import FeedbackRequest, FeedbackResponse, ok, problems, request_body
@@ -100,17 +106,20 @@ def _items(body: Any) -> list[tuple[str, list[Any]]]:
     return items
 
 
-def _check_against_predictions(quality: LiveQuality, items: list[tuple[str, list[Any]]]) -> None:
+def _check_against_predictions(recent: RecentAnswers, items: list[tuple[str, list[Any]]]) -> None:
     """Counts must match what was predicted, and a regressor's truth must be a number, before anything is
     recorded (a text label joined to a regressor would break its error metrics for every later call)."""
     for request_id, labels in items:
-        rows = quality.predicted_rows(request_id)
-        if rows is not None and rows != len(labels):
+        served = recent.answered(request_id)
+        if served is None:
+            continue  # answered elsewhere or long ago: the store's join skips counts that do not match
+        rows = len(served.predictions)
+        if rows != len(labels):
             msg = f"{len(labels)} label(s) for request {request_id[:64]}, which predicted {rows} row(s)"
             raise InvalidRequestError(
                 f"invalid feedback: {msg}", [{"loc": ["feedback"], "msg": msg, "type": "length"}]
             )
-        if quality.predicted_by_classifier(request_id) is False:
+        if not served.classifier:
             for label in labels:
                 if isinstance(label, bool) or not isinstance(label, (int, float)):
                     msg = f"request {request_id[:64]} was answered by a regressor: its labels are numbers"
@@ -124,31 +133,51 @@ def _check_against_predictions(quality: LiveQuality, items: list[tuple[str, list
     summary="Ground truth for earlier predictions, by request id (scope: predict)",
     openapi_extra=_BODY,
     response_model=None,
-    responses={**ok(FeedbackResponse), **problems(400, 401, 403, 413, 415, 422)},
+    responses={**ok(FeedbackResponse), **problems(400, 401, 403, 413, 415, 422, 503)},
 )
 async def feedback(request: Request) -> dict[str, Any]:
     svc = services(request)
     authorize(request.headers.get("authorization"), svc, "predict")  # before the body is read
     require_media_type(request.headers.get("content-type", ""), JSON_TYPES)
     items = _items(parse_json(await request.body()))
-    _check_against_predictions(svc.plane.quality, items)
-    quality, metrics = svc.plane.quality, svc.metrics
-    matched, unmatched, touched = 0, [], set()
+    plane = svc.plane
+    _check_against_predictions(plane.recent, items)
+    if plane.store is None:
+        raise StoreUnavailableError("the monitoring store is not open yet")
+    await run_in_threadpool(plane.store.write_feedback, items)  # stored before the answer
+    metrics = svc.metrics
+    matched, unmatched, models = 0, [], set()
     for request_id, labels in items:
-        keys = quality.add_feedback(request_id, labels)
-        if not keys:
+        served = plane.recent.answered(request_id)
+        if served is None:
             unmatched.append(request_id)
             metrics.feedback_unmatched.inc()
             continue
         matched += len(labels)
-        touched.update(keys)
-        metrics.feedback_rows.labels(keys[0][0]).inc(len(labels))
-        if svc.plane.prediction_log is not None:
-            svc.plane.prediction_log.submit_feedback(request_id, labels)
+        models.add(served.model)
+        metrics.feedback_rows.labels(served.model).inc(len(labels))
+    live = await _live_quality(plane, models, everything=bool(unmatched))
+    return {
+        "stored_rows": sum(len(labels) for _, labels in items),
+        "matched_rows": matched,
+        "unmatched": unmatched[:50],
+        "live_quality": live,
+    }
+
+
+async def _live_quality(plane: DataPlane, models: set[str], everything: bool) -> dict[str, dict[str, float]]:
+    """With the in-process monitor: quality of the models touched, recomputed from the store now
+    (``everything``: of every served model, since a label for a request this process does not remember
+    may grade any of them). With a separate monitor: empty (its /models/{name}/quality has it)."""
+    monitor = plane.monitor
+    if monitor is None:
+        return {}
+    if everything and plane.holder is not None:
+        models |= {m.name for m in plane.holder.loaded()}
+    if plane.prediction_log is not None:
+        await run_in_threadpool(plane.prediction_log.flush)  # answers still buffered join too
     live = {}
-    for key in touched:
-        values = quality.metrics(key)
-        for metric, value in values.items():
-            metrics.live_quality.labels(*key, metric).set(value)
-        live[f"{key[0]} v{key[1]} ({key[2]})"] = values
-    return {"matched_rows": matched, "unmatched": unmatched[:50], "live_quality": live}
+    for model in sorted(models):
+        for (version, variant), values in (await run_in_threadpool(monitor.quality, model)).items():
+            live[f"{model} v{version} ({variant})"] = values
+    return live

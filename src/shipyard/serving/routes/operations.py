@@ -114,23 +114,44 @@ async def model_detail(name: str, request: Request, holder: HolderDep) -> dict[s
 
 @router.get(
     "/models/{name}/drift",
-    summary="The latest drift report of a served model (refresh=true recomputes it from the log now)",
+    summary="The latest drift report of a served model's version (refresh=true recomputes it now)",
     response_model=None,
-    responses={**ok(DriftReportBody), **problems(404, 422, said={404: "not served, or no report yet"})},
+    responses={
+        **ok(DriftReportBody),
+        **problems(
+            404, 409, 422, 503, said={404: "not served, or no report yet", 409: "a monitor computes it"}
+        ),
+    },
 )
 async def model_drift(
     name: str, request: Request, holder: HolderDep, refresh: bool = False
 ) -> dict[str, Any]:
+    """The report the monitor (in-process, or `shipyard monitor` on the same store) computed last for
+    the version this replica serves."""
     model = holder.get(name)
-    watch = services(request).plane.drift
-    if watch is None:
-        raise HTTPException(404, "drift is not watched here (it needs the prediction log and a registry)")
-    report = await asyncio.to_thread(watch.compute, model) if refresh else watch.reports.get(name)
-    if report is None:
-        raise HTTPException(
-            404, f"no drift report for '{name}' yet: no logged predictions of version {model.version}"
-        )
-    return report.to_dict()
+    plane = services(request).plane
+    monitor = plane.monitor
+    if refresh:
+        if monitor is None:
+            raise HTTPException(
+                409,
+                "drift is computed by the monitor here (SHIPYARD_MONITOR_IN_PROCESS=false): "
+                f"ask it, GET /models/{name}/drift?refresh=true on `shipyard monitor`",
+            )
+        if not monitor.watches_drift:
+            raise HTTPException(404, "drift is not watched here (it needs a registry for the references)")
+        if plane.prediction_log is not None:
+            await asyncio.to_thread(plane.prediction_log.flush)
+        reports = await asyncio.to_thread(monitor.drift, name, model.version)
+        if reports:
+            return reports[0].to_dict()
+    elif plane.store is not None:
+        stored = await asyncio.to_thread(plane.store.latest_result, "drift", name, model.version)
+        if stored is not None:
+            return stored
+    raise HTTPException(
+        404, f"no drift report for '{name}' yet: no logged predictions of version {model.version}"
+    )
 
 
 @router.get(

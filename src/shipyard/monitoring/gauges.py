@@ -1,0 +1,88 @@
+"""The monitoring loop's Prometheus gauges (drift and live quality), on a registry given to them: the
+api's own when it monitors in-process, the monitor role's when one runs. Names and labels are what the
+dashboards and alert rules query, whichever process exports them."""
+
+from __future__ import annotations
+
+import math
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from shipyard.monitoring.drift import DriftReport
+
+
+class MonitorGauges:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.feature_drift_score = Gauge(
+            "shipyard_feature_drift_score",
+            "Latest drift score per feature (a p-value or a distance; see the test label).",
+            ["model", "feature", "test"],
+            registry=r,
+        )
+        self.feature_drifted = Gauge(
+            "shipyard_feature_drifted",
+            "1 when the feature drifted in the latest window.",
+            ["model", "feature"],
+            registry=r,
+        )
+        self.dataset_drift_share = Gauge(
+            "shipyard_dataset_drift_share",
+            "Share of features drifted in the latest window.",
+            ["model"],
+            registry=r,
+        )
+        self.dataset_drift = Gauge(
+            "shipyard_dataset_drift",
+            "1 when the dataset drifted in the latest window.",
+            ["model"],
+            registry=r,
+        )
+        self.drift_version = Gauge(
+            "shipyard_drift_version_info",
+            "The version whose drift the shipyard_*drift* gauges show (the one that answered most rows).",
+            ["model", "version"],
+            registry=r,
+        )
+        self.live_quality = Gauge(
+            "shipyard_live_quality",
+            "Rolling quality on ground truth received through /feedback (accuracy, f1_macro, mae, rmse, n).",
+            ["model", "version", "variant", "metric"],
+            registry=r,
+        )
+        self.runs = Counter("shipyard_monitor_runs", "Monitoring rounds completed.", registry=r)
+        self.errors = Counter(
+            "shipyard_monitor_errors",
+            "Monitoring steps that failed (the next round retries).",
+            ["step"],
+            registry=r,
+        )
+        self.run_seconds = Histogram(
+            "shipyard_monitor_run_seconds",
+            "Time one monitoring step took, by step (drift, quality, retention).",
+            ["step"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.last_run = Gauge(
+            "shipyard_monitor_last_run_timestamp_seconds", "When the last monitoring round ended.", registry=r
+        )
+        self.purged = Counter(
+            "shipyard_monitor_purged_rows", "Rows deleted by the retention setting.", registry=r
+        )
+
+    def export_drift(self, report: DriftReport) -> None:
+        for feature in [*report.features, *([report.prediction] if report.prediction else [])]:
+            if not math.isnan(feature.score):
+                self.feature_drift_score.labels(report.model, feature.name, feature.test).set(feature.score)
+            self.feature_drifted.labels(report.model, feature.name).set(1 if feature.drifted else 0)
+        self.dataset_drift_share.labels(report.model).set(report.drifted_share)
+        self.dataset_drift.labels(report.model).set(1 if report.dataset_drift else 0)
+        for sample in [s for metric in self.drift_version.collect() for s in metric.samples]:
+            if sample.labels["model"] == report.model and sample.labels["version"] != (report.version or ""):
+                self.drift_version.remove(report.model, sample.labels["version"])
+        self.drift_version.labels(report.model, report.version or "").set(1)
+
+    def export_quality(self, model: str, version: str, variant: str, values: dict[str, float]) -> None:
+        for metric, value in values.items():
+            self.live_quality.labels(model, version, variant, metric).set(value)
