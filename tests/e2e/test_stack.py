@@ -1,10 +1,10 @@
 """`shipyard stack up|status|down`: the Compose stack as local processes, end to end.
 
 The whole stack comes up in a temporary workspace on free ports (a real `mlflow server`, the trainer,
-`shipyard serve` with auth on, and Debian's Prometheus scraping it with the repo's rules), is used
-through its front doors (the registry's REST API, the api with and without a JWT, Prometheus's HTTP
-API), and goes down leaving no process and no port behind. Every test stops what it started, even
-when it fails.
+`shipyard monitor`, one or more `shipyard serve` processes with auth on, and Debian's Prometheus
+scraping them with the repo's rules), is used through its front doors (the registry's REST API, the api
+with and without a JWT, the monitor's reports, Prometheus's HTTP API), and goes down leaving no process
+and no port behind. Every test stops what it started, even when it fails.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class Stack:
     mlflow_port: int
     api_port: int
     prometheus_port: int
+    monitor_port: int
     env: dict[str, str]
     seen: dict[int, int | None] = field(default_factory=dict)  # pid -> start ticks
 
@@ -134,7 +135,7 @@ def stack(workspace: Path, migrated_store: Path) -> Iterator[Stack]:
     # an already migrated SQLite store for the server (a fresh one takes seconds to migrate)
     (workspace / ".stack" / "mlflow").mkdir(parents=True)
     shutil.copy(migrated_store, workspace / ".stack" / "mlflow" / "mlflow.db")
-    mlflow_port, api_port, prometheus_port = free_ports(3)
+    mlflow_port, api_port, prometheus_port, monitor_port = free_ports(4)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -148,9 +149,10 @@ def stack(workspace: Path, migrated_store: Path) -> Iterator[Stack]:
             "MLFLOW_PORT": str(mlflow_port),
             "API_PORT": str(api_port),
             "PROMETHEUS_PORT": str(prometheus_port),
+            "MONITOR_PORT": str(monitor_port),
         }
     )
-    st = Stack(workspace, mlflow_port, api_port, prometheus_port, env)
+    st = Stack(workspace, mlflow_port, api_port, prometheus_port, monitor_port, env)
     try:
         yield st
     finally:
@@ -167,8 +169,9 @@ def require_prometheus() -> None:
 
 
 def test_stack_up_train_predict_scrape_down(stack: Stack) -> None:
+    """The single-process stack (--no-monitor): one api that computes drift and quality itself."""
     require_prometheus()
-    up = stack.run("up", "--scrape-interval", "1s")
+    up = stack.run("up", "--no-monitor", "--scrape-interval", "1s")
     assert up.returncode == 0, up.stdout + up.stderr + stack.logs()
     services = stack.services()
     assert set(services) == {"mlflow", "trainer", "api", "prometheus"}
@@ -176,6 +179,8 @@ def test_stack_up_train_predict_scrape_down(stack: Stack) -> None:
     servers = [services[name] for name in ("mlflow", "api", "prometheus")]
     assert all(s.running() for s in servers)
     assert [s.port for s in servers] == [stack.mlflow_port, stack.api_port, stack.prometheus_port]
+    assert not port_in_use("127.0.0.1", stack.monitor_port)  # no monitor
+    assert (stack.state_dir / "monitoring.db").is_file()  # the api's store, in the state folder
 
     # the trainer registered both champions on the server, and their artifacts went through it
     registry = stack.url(stack.mlflow_port)
@@ -191,14 +196,7 @@ def test_stack_up_train_predict_scrape_down(stack: Stack) -> None:
     # the api runs with auth on: 401 without a token, an answer with one minted from the same secret
     api = stack.url(stack.api_port)
     assert httpx.post(f"{api}/predict", json=IRIS_ROW).status_code == 401
-    token = subprocess.run(
-        [SHIPYARD, "token", "create", "--scope", "predict", "--ttl", "5m"],
-        cwd=stack.workspace,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = mint_token(stack)
     answer = httpx.post(f"{api}/predict", json=IRIS_ROW, headers={"authorization": f"Bearer {token}"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"] == ["setosa"]
@@ -261,6 +259,137 @@ def test_stack_up_train_predict_scrape_down(stack: Stack) -> None:
     again = stack.run("down")
     assert again.returncode == 0 and "no stack running" in again.stdout
     assert "no stack running" in stack.run("status").stdout
+
+
+def test_stack_with_the_monitor_and_api_replicas(stack: Stack) -> None:
+    """The default stack with two api processes: both `shipyard serve` replicas and the one `shipyard
+    monitor` share the state folder's monitoring store, so a label posted to the replica that did not
+    answer counts in the monitor's live quality; Prometheus scrapes all three; status lists each and
+    down stops each. Needs `shipyard monitor` (issue 12)."""
+    require_prometheus()
+    taken = {stack.mlflow_port, stack.prometheus_port, stack.monitor_port}
+    stack.api_port = free_consecutive_ports(2, avoid=taken)
+    stack.env.update(
+        {"API_PORT": str(stack.api_port), "SHIPYARD_MODELS": "iris", "SHIPYARD_DRIFT_INTERVAL_SECONDS": "1"}
+    )
+    up = stack.run("up", "--api-replicas", "2", "-c", "configs/iris.yaml", "--scrape-interval", "1s")
+    assert up.returncode == 0, up.stdout + up.stderr + stack.logs()
+    services = stack.services()
+    # the start order: the monitor after the trainer, before the api processes
+    assert list(services) == ["mlflow", "trainer", "monitor", "api-1", "api-2", "prometheus"]
+    ports = {name: services[name].port for name in ("monitor", "api-1", "api-2")}
+    assert ports == {"monitor": stack.monitor_port, "api-1": stack.api_port, "api-2": stack.api_port + 1}
+    assert all(services[name].running() for name in ("mlflow", "monitor", "api-1", "api-2", "prometheus"))
+    for name in ("monitor", "api-1", "api-2"):
+        assert (stack.state_dir / "logs" / f"{name}.log").is_file()
+
+    monitor = stack.url(stack.monitor_port)
+    ready = httpx.get(f"{monitor}/ready", timeout=5)
+    assert ready.status_code == 200, ready.text
+    assert "monitoring.db" in ready.json()["store"]  # the state folder's store, shared with the replicas
+
+    # each replica answers; each label goes to the other replica than the one that answered
+    token = mint_token(stack)
+    headers = {"authorization": f"Bearer {token}"}
+    replicas = [stack.url(stack.api_port), stack.url(stack.api_port + 1)]
+    answered = []
+    for api in replicas:
+        answer = httpx.post(f"{api}/predict", json=IRIS_ROW, headers=headers, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == ["setosa"]
+        answered.append(answer.json()["request_id"])
+    for api, request_id in zip(reversed(replicas), answered, strict=True):
+        feedback = httpx.post(
+            f"{api}/feedback", json={"request_id": request_id, "label": "setosa"}, headers=headers, timeout=10
+        )
+        assert feedback.status_code == 200, feedback.text
+        assert feedback.json()["stored_rows"] == 1
+
+    def joined() -> list[dict[str, Any]]:
+        rows = httpx.get(f"{monitor}/models/iris/quality", params={"refresh": "true"}, timeout=10).json()
+        return [r for r in rows["results"] if r["metrics"].get("n") == 2]
+
+    (quality,) = wait_for(joined, 60, "both labels joined in the monitor's live quality")
+    assert quality["metrics"]["accuracy"] == 1.0
+
+    # Prometheus scrapes both api processes and the monitor, and sees the monitor's gauges
+    prometheus = stack.url(stack.prometheus_port)
+
+    def query(expr: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5)
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
+        return result
+
+    def instances_up(job: str, count: int) -> dict[str, str]:
+        found = {r["metric"]["instance"]: r["value"][1] for r in query(f'up{{job="{job}"}}')}
+        return found if len(found) == count and set(found.values()) == {"1"} else {}
+
+    apis = wait_for(lambda: instances_up("shipyard", 2), 30, "both api processes scraped")
+    assert set(apis) == {f"127.0.0.1:{stack.api_port}", f"127.0.0.1:{stack.api_port + 1}"}
+    monitors = wait_for(lambda: instances_up("shipyard-monitor", 1), 30, "the monitor scraped")
+    assert set(monitors) == {f"127.0.0.1:{stack.monitor_port}"}
+    accuracy = wait_for(
+        lambda: query('shipyard_live_quality{job="shipyard-monitor",model="iris",metric="accuracy"}'),
+        30,
+        "the monitor's live accuracy in Prometheus",
+    )
+    assert float(accuracy[0]["value"][1]) == 1.0
+
+    # status lists each process; down stops each by its PID and frees every port
+    shown = stack.run("status", "-o", "status.json")
+    assert shown.returncode == 0, shown.stderr
+    status = {s["name"]: s for s in json.loads((stack.workspace / "status.json").read_text())}
+    assert {n: (s["state"], s["healthy"], s["port"]) for n, s in status.items()} == {
+        "mlflow": ("running", True, stack.mlflow_port),
+        "trainer": ("done", None, None),
+        "monitor": ("running", True, stack.monitor_port),
+        "api-1": ("running", True, stack.api_port),
+        "api-2": ("running", True, stack.api_port + 1),
+        "prometheus": ("running", True, stack.prometheus_port),
+    }
+    pids = dict(stack.seen)
+    down = stack.run("down")
+    assert down.returncode == 0, down.stderr
+    stopped = {
+        line.split()[0] for line in down.stdout.splitlines() if line.endswith(")") and ": stopped" in line
+    }
+    assert stopped == {"mlflow", "monitor", "api-1", "api-2", "prometheus"}, down.stdout
+    for pid, ticks in pids.items():
+        assert not is_running(pid, ticks), f"pid {pid} still runs"
+        assert not group_members(pid), f"process group {pid} still has members"
+    for port in (
+        stack.mlflow_port,
+        stack.monitor_port,
+        stack.api_port,
+        stack.api_port + 1,
+        stack.prometheus_port,
+    ):
+        assert not port_in_use("127.0.0.1", port), f"port {port} still taken"
+
+
+def mint_token(stack: Stack) -> str:
+    return subprocess.run(
+        [SHIPYARD, "token", "create", "--scope", "predict", "--ttl", "5m"],
+        cwd=stack.workspace,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def free_consecutive_ports(count: int, avoid: set[int]) -> int:
+    """The first of ``count`` consecutive free ports (the api processes take API_PORT, API_PORT+1, ...)."""
+    for _ in range(50):
+        (base,) = free_ports(1)
+        candidates = range(base, base + count)
+        if (
+            base + count <= 65535
+            and not avoid & set(candidates)
+            and not any(port_in_use("127.0.0.1", port) for port in candidates)
+        ):
+            return base
+    pytest.fail(f"no {count} consecutive free ports found in 50 tries")
 
 
 def test_stack_up_refuses_before_starting_anything(stack: Stack) -> None:

@@ -1,5 +1,5 @@
-"""``shipyard stack up|down|status``: the Compose stack's services (MLflow server, trainer, api,
-Prometheus) as local processes, for machines without Docker."""
+"""``shipyard stack up|down|status``: the Compose stack's services (MLflow server, trainer, monitor, api
+processes, Prometheus) as local processes, for machines without Docker."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from rich.markup import escape
 
 from shipyard.cli.output import ConsoleReporter, console, err_console, table, write_json
 from shipyard.orchestration.stack import StackError, StackOptions, down, status, up
-from shipyard.orchestration.stack.plan import DEFAULT_CONFIGS
+from shipyard.orchestration.stack.plan import DEFAULT_CONFIGS, MAX_REPLICAS
 
 app = typer.Typer(
-    help="Run the Compose stack without Docker: MLflow server, trainer, api (auth on) and Prometheus as "
-    "local processes, with PIDs and logs in .stack/.",
+    help="Run the Compose stack without Docker: MLflow server, trainer, monitor, api processes (auth on) "
+    "and Prometheus as local processes, with PIDs and logs in .stack/.",
     no_args_is_help=True,
 )
 
@@ -29,7 +29,33 @@ StateDir = Annotated[
 @app.command("up", help="Start the stack, each service healthy before the next; Ctrl-C stops what started.")
 def stack_up(
     mlflow_port: Annotated[int | None, typer.Option(help="MLflow server port (MLFLOW_PORT, 5000).")] = None,
-    api_port: Annotated[int | None, typer.Option(help="API port (API_PORT, 8000).")] = None,
+    api_port: Annotated[
+        int | None, typer.Option(help="API port (API_PORT, 8000); more api processes take the next ones.")
+    ] = None,
+    api_replicas: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_REPLICAS,
+            help="`shipyard serve` processes on API_PORT, API_PORT+1, ... (API_REPLICAS, 1).",
+        ),
+    ] = None,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor/--no-monitor",
+            help="Run `shipyard monitor` for drift and quality; --no-monitor: the api computes them itself.",
+        ),
+    ] = True,
+    monitor_port: Annotated[int | None, typer.Option(help="Monitor port (MONITOR_PORT, 8100).")] = None,
+    monitoring_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Monitoring store the api processes and the monitor share, e.g. "
+            "postgresql+psycopg://user:pass@host/db (SHIPYARD_MONITORING_URL, better for a password; "
+            "default sqlite:///<state>/monitoring.db)."
+        ),
+    ] = None,
     prometheus_port: Annotated[
         int | None, typer.Option(help="Prometheus port (PROMETHEUS_PORT, 9090).")
     ] = None,
@@ -47,7 +73,7 @@ def stack_up(
         ),
     ] = None,
     train: Annotated[
-        bool, typer.Option("--train/--no-train", help="Run the one-shot trainer before the api.")
+        bool, typer.Option("--train/--no-train", help="Run the one-shot trainer before the monitor and api.")
     ] = True,
     retrain: Annotated[
         bool,
@@ -74,11 +100,15 @@ def stack_up(
         state_dir=state_dir,
         mlflow_port=mlflow_port,
         api_port=api_port,
+        api_replicas=api_replicas,
+        monitor_port=monitor_port,
         prometheus_port=prometheus_port,
         backend_store_uri=backend_store_uri,
+        monitoring_url=monitoring_url,
         configs=tuple(config) if config else DEFAULT_CONFIGS,
         train=train,
         retrain=retrain,
+        monitor=monitor,
         prometheus=prometheus,
         rules_dir=rules,
         scrape_interval=scrape_interval,

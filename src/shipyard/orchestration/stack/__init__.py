@@ -1,7 +1,8 @@
 """The Compose stack as local processes: ``shipyard stack up|down|status``.
 
-``plan`` says what runs with which settings, ``processes`` starts, watches and stops detached process
-groups, ``runner`` puts them together with a state folder.
+``plan`` says what runs with which settings (``specs`` is what a plan is made of, ``prometheus`` the
+generated scrape config), ``processes`` starts, watches and stops detached process groups, ``runner``
+puts them together with a state folder.
 """
 
 from shipyard.orchestration.stack.plan import StackOptions, StackSettings

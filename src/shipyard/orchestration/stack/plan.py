@@ -2,8 +2,10 @@
 Docker, as commands with their environment, ports and health checks.
 
 The variable names and defaults are the Compose file's (``MLFLOW_PORT`` 5000, ``API_PORT`` 8000,
-``PROMETHEUS_PORT`` 9090, ``SHIPYARD_JWT_SECRET``...), read from the environment and ``.env`` as Compose
-reads them; everything listens on 127.0.0.1 and keeps its data under the state folder (``.stack/``).
+``MONITOR_PORT`` 8100, ``PROMETHEUS_PORT`` 9090, ``API_REPLICAS`` 1, ``SHIPYARD_JWT_SECRET``...), read from
+the environment and ``.env`` as Compose reads them; everything listens on 127.0.0.1 and keeps its data
+under the state folder (``.stack/``). The api processes and the monitor share one monitoring store
+(``SHIPYARD_MONITORING_URL``, default an SQLite file in the state folder).
 """
 
 from __future__ import annotations
@@ -13,25 +15,26 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlencode
 
-import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shipyard.config.loading import load_config
 from shipyard.config.settings import Settings
 from shipyard.errors import ConfigError
+from shipyard.orchestration.stack.prometheus import prometheus_service, rules_dir
+from shipyard.orchestration.stack.specs import HOST, JobStep, ServiceSpec, StackPlan
 
-HOST = "127.0.0.1"
 DEFAULT_CONFIGS = (Path("configs/iris.yaml"), Path("configs/housing.yaml"))
-RULES_SUBDIR = Path("deploy/prometheus/rules")
 _DURATION = re.compile(r"^[1-9]\d*(ms|s|m|h)$")
+MAX_REPLICAS = 32
 # drivers SQLAlchemy needs for each PostgreSQL URL scheme (mlflow does not install them)
 _PG_DRIVERS = {"postgresql": "psycopg2", "postgresql+psycopg2": "psycopg2", "postgresql+psycopg": "psycopg"}
+_MONITORING_DRIVERS = {"postgresql+psycopg": "psycopg"}  # the monitoring store speaks psycopg 3 only
+_PIP = {"psycopg2": "pip install psycopg2-binary", "psycopg": "pip install 'psycopg[binary]'"}
 
 
 class StackSettings(BaseSettings):
@@ -41,11 +44,21 @@ class StackSettings(BaseSettings):
 
     mlflow_port: int = Field(5000, ge=1, le=65535, validation_alias="MLFLOW_PORT")
     api_port: int = Field(8000, ge=1, le=65535, validation_alias="API_PORT")
+    api_replicas: int = Field(
+        1, ge=1, le=MAX_REPLICAS, validation_alias="API_REPLICAS", description="`shipyard serve` processes."
+    )
+    monitor_port: int = Field(8100, ge=1, le=65535, validation_alias="MONITOR_PORT")
     prometheus_port: int = Field(9090, ge=1, le=65535, validation_alias="PROMETHEUS_PORT")
     backend_store_uri: str | None = Field(
         None,
         validation_alias="MLFLOW_BACKEND_STORE_URI",
         description="The MLflow server's store (e.g. postgresql://...); default SQLite in the state folder.",
+    )
+    monitoring_url: str | None = Field(
+        None,
+        validation_alias="SHIPYARD_MONITORING_URL",
+        description="The monitoring store the api processes and the monitor share; default "
+        "sqlite:///<state>/monitoring.db.",
     )
     state_dir: Path = Field(Path(".stack"), validation_alias="SHIPYARD_STACK_DIR")
 
@@ -65,11 +78,15 @@ class StackOptions:
     state_dir: Path | None = None
     mlflow_port: int | None = None
     api_port: int | None = None
+    api_replicas: int | None = None
+    monitor_port: int | None = None
     prometheus_port: int | None = None
     backend_store_uri: str | None = None
+    monitoring_url: str | None = None
     configs: tuple[Path, ...] = DEFAULT_CONFIGS
     train: bool = True
     retrain: bool = False  # train models that already have a champion too
+    monitor: bool = True  # False: no monitor, each api process computes drift and quality itself
     prometheus: bool | None = None  # None: start it when the binary is installed
     rules_dir: Path | None = None
     scrape_interval: str = "15s"
@@ -78,55 +95,21 @@ class StackOptions:
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
-    """One service: a long-running ``server`` (healthy when ``health_url`` answers 200) or a one-shot
-    ``job`` (done when each of its commands exits 0, in order)."""
-
-    name: str
-    kind: Literal["server", "job"]
-    commands: tuple[tuple[str, ...], ...]
-    env: dict[str, str] = field(repr=False)
-    timeout: float
-    port: int | None = None
-    url: str | None = None
-    health_url: str | None = None
-    files: dict[Path, str] = field(default_factory=dict, repr=False)  # written just before it starts
-    steps: tuple[JobStep, ...] = ()  # a job's commands, described
-    ran_text: str = "ran"  # "<ran_text> a, b; <skipped_text> c" sums up a finished job
-    skipped_text: str = "skipped (already done)"
-
-
-@dataclass(frozen=True)
-class JobStep:
-    """What one command of a job is about (``label``, e.g. the model) and when it is not needed: when
-    ``skip_if_ok`` answers 200 (e.g. the model already has a champion)."""
-
-    label: str
-    skip_if_ok: str | None = None
-
-
-@dataclass(frozen=True)
-class StackPlan:
-    cwd: Path
-    state_dir: Path
-    services: tuple[ServiceSpec, ...]
-    notes: tuple[str, ...]
-
-    def log(self, name: str) -> Path:
-        return self.state_dir / "logs" / f"{name}.log"
+class _Ports:
+    mlflow: int
+    api: tuple[int, ...]  # one per api process: API_PORT, API_PORT+1, ...
+    monitor: int
+    prometheus: int
 
 
 def build_plan(options: StackOptions, cwd: Path | None = None) -> StackPlan:
-    """Resolve settings and check everything that can be checked before a process starts: the JWT
-    secret, the configs, the database driver, Prometheus and its rules. Starts and writes nothing."""
+    """Resolve settings and check everything that can be checked before a process starts: the ports,
+    the JWT secret, the configs, the database drivers, Prometheus and its rules. Starts and writes
+    nothing."""
     cwd = (cwd or Path.cwd()).resolve()
     env_settings = load_stack_settings()
     state_dir = _absolute(options.state_dir or env_settings.state_dir, cwd)
-    ports = {
-        "mlflow": options.mlflow_port or env_settings.mlflow_port,
-        "api": options.api_port or env_settings.api_port,
-        "prometheus": options.prometheus_port or env_settings.prometheus_port,
-    }
+    ports = _ports(options, env_settings)
     # the api runs with auth on, exactly like the Compose service: refuse before starting anything
     try:
         Settings(auth_enabled=True).check_auth()
@@ -139,10 +122,11 @@ def build_plan(options: StackOptions, cwd: Path | None = None) -> StackPlan:
         raise ConfigError(
             f"--scrape-interval: expected a duration like 1s, 15s or 1m, got '{options.scrape_interval}'"
         )
+    monitoring_url = _monitoring_url(options, env_settings, state_dir, cwd)
 
     base = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}
-    mlflow = _mlflow_service(options, env_settings, state_dir, ports["mlflow"], base)
-    server = f"http://{HOST}:{ports['mlflow']}"
+    mlflow = _mlflow_service(options, env_settings, state_dir, ports.mlflow, base)
+    server = f"http://{HOST}:{ports.mlflow}"
     client_env = {
         **base,
         # both spellings, so neither the user's environment nor .env points the clients elsewhere
@@ -152,56 +136,21 @@ def build_plan(options: StackOptions, cwd: Path | None = None) -> StackPlan:
         "SHIPYARD_REGISTRY_URI": server,
         "SHIPYARD_ARTIFACT_LOCATION": "",  # the server decides: artifacts go through it
     }
+    # the api processes and the monitor read and write one store, named the same way for each (whichever
+    # opens it first brings its schema up to date, under a lock)
+    store_env = {**client_env, "SHIPYARD_MONITORING_URL": monitoring_url}
     services = [mlflow]
     if options.train:
-        # like the Compose trainer: train, register and gate each model that has no champion yet
-        alias = Settings().champion_alias
-        services.append(
-            ServiceSpec(
-                name="trainer",
-                kind="job",
-                commands=tuple(
-                    (sys.executable, "-m", "shipyard", "train", "-c", str(c)) for c in options.configs
-                ),
-                env=client_env,
-                timeout=options.train_timeout,
-                steps=tuple(
-                    JobStep(
-                        label=model,
-                        skip_if_ok=None
-                        if options.retrain
-                        else f"{server}/api/2.0/mlflow/registered-models/alias?"
-                        + urlencode({"name": model, "alias": alias}),
-                    )
-                    for model in models
-                ),
-                ran_text="trained and registered",
-                skipped_text="a champion exists, not retrained (--retrain trains anyway)",
-            )
-        )
-    api_url = f"http://{HOST}:{ports['api']}"
-    api_env = {
-        **client_env,
-        "SHIPYARD_HOST": HOST,
-        "SHIPYARD_PORT": str(ports["api"]),
-        "SHIPYARD_AUTH_ENABLED": "true",
-        "SHIPYARD_PREDICTION_LOG_PATH": os.environ.get(
-            "SHIPYARD_PREDICTION_LOG_PATH", str(state_dir / "api" / "predictions.db")
-        ),
-    }
-    services.append(
-        ServiceSpec(
-            name="api",
-            kind="server",
-            commands=((sys.executable, "-m", "shipyard", "serve"),),
-            env=api_env,
-            timeout=options.timeout,
-            port=ports["api"],
-            url=api_url,
-            health_url=f"{api_url}/ready",
-        )
-    )
+        services.append(_trainer_service(options, models, client_env, server))
+    if options.monitor:
+        services.append(_monitor_service(options, ports.monitor, store_env))
+    services.extend(_api_services(options, ports, store_env))
     notes = []
+    if not options.monitor and len(ports.api) > 1:
+        notes.append(
+            f"no monitor: each of the {len(ports.api)} api processes computes drift and quality itself "
+            "from the shared store"
+        )
     binary = shutil.which("prometheus")
     if options.prometheus is not False and binary is None:
         if options.prometheus:
@@ -210,30 +159,161 @@ def build_plan(options: StackOptions, cwd: Path | None = None) -> StackPlan:
             )
         notes.append("prometheus is not installed (Debian: apt-get install prometheus): not started")
     elif options.prometheus is not False and binary is not None:
-        rules = _rules_dir(options.rules_dir, cwd)
-        config = state_dir / "prometheus" / "prometheus.yml"
-        prometheus_url = f"http://{HOST}:{ports['prometheus']}"
         services.append(
-            ServiceSpec(
-                name="prometheus",
-                kind="server",
-                commands=(
-                    (
-                        binary,
-                        f"--config.file={config}",
-                        f"--storage.tsdb.path={state_dir / 'prometheus' / 'data'}",
-                        f"--web.listen-address={HOST}:{ports['prometheus']}",
-                    ),
-                ),
-                env=dict(base),
-                timeout=options.timeout,
-                port=ports["prometheus"],
-                url=prometheus_url,
-                health_url=f"{prometheus_url}/-/ready",
-                files={config: prometheus_config(rules, ports["api"], options.scrape_interval)},
+            prometheus_service(
+                binary,
+                rules_dir(options.rules_dir, cwd),
+                state_dir,
+                ports.prometheus,
+                ports.api,
+                ports.monitor if options.monitor else None,
+                options.scrape_interval,
+                options.timeout,
+                base,
             )
         )
+    _refuse_shared_ports(services, len(ports.api))
     return StackPlan(cwd=cwd, state_dir=state_dir, services=tuple(services), notes=tuple(notes))
+
+
+def _ports(options: StackOptions, env_settings: StackSettings) -> _Ports:
+    """Every port the plan may use: API_PORT, API_PORT+1, ... for the api processes."""
+    api_port = options.api_port or env_settings.api_port
+    replicas = options.api_replicas or env_settings.api_replicas
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise ConfigError(f"--api-replicas: expected 1 to {MAX_REPLICAS}, got {replicas}")
+    if api_port + replicas - 1 > 65535:
+        raise ConfigError(
+            f"{replicas} api processes take ports {api_port}..{api_port + replicas - 1}: past 65535; "
+            "lower API_PORT (--api-port)"
+        )
+    return _Ports(
+        mlflow=options.mlflow_port or env_settings.mlflow_port,
+        api=tuple(range(api_port, api_port + replicas)),
+        monitor=options.monitor_port or env_settings.monitor_port,
+        prometheus=options.prometheus_port or env_settings.prometheus_port,
+    )
+
+
+def _refuse_shared_ports(services: list[ServiceSpec], replicas: int) -> None:
+    """Two services set to one port: refused, naming both and the port."""
+    taken: dict[int, list[str]] = {}
+    for spec in services:
+        if spec.port is not None:
+            taken.setdefault(spec.port, []).append(spec.name)
+    clashes = [f"{' and '.join(names)} on {port}" for port, names in taken.items() if len(names) > 1]
+    if clashes:
+        spread = f" (the api processes take API_PORT..API_PORT+{replicas - 1})" if replicas > 1 else ""
+        raise ConfigError(f"two services on one port: {'; '.join(clashes)}{spread}; choose other ports")
+
+
+def api_names(replicas: int) -> list[str]:
+    """``api`` for one process (as before), ``api-1`` .. ``api-N`` for several."""
+    return ["api"] if replicas == 1 else [f"api-{i}" for i in range(1, replicas + 1)]
+
+
+def _default_monitoring_url(state_dir: Path) -> str:
+    return f"sqlite:///{state_dir / 'monitoring.db'}"
+
+
+def _monitoring_url(options: StackOptions, env_settings: StackSettings, state_dir: Path, cwd: Path) -> str:
+    """``--monitoring-url``, else SHIPYARD_MONITORING_URL, else the file SHIPYARD_PREDICTION_LOG_PATH
+    names (as before), else ``monitoring.db`` in the state folder; its driver must be installed."""
+    url = options.monitoring_url or env_settings.monitoring_url
+    if not url:
+        log_path = os.environ.get("SHIPYARD_PREDICTION_LOG_PATH")
+        return (
+            f"sqlite:///{_absolute(Path(log_path), cwd)}" if log_path else _default_monitoring_url(state_dir)
+        )
+    scheme = url.split(":", 1)[0] if ":" in url else ""
+    if scheme == "sqlite":
+        return url
+    if scheme in _MONITORING_DRIVERS:
+        driver = _MONITORING_DRIVERS[scheme]
+        if importlib.util.find_spec(driver) is None:
+            raise ConfigError(
+                f"the monitoring store {scheme}://... needs the {driver} driver: {_PIP[driver]}"
+            )
+        return url
+    # the URL may hold a password: name its scheme only
+    raise ConfigError(
+        "--monitoring-url / SHIPYARD_MONITORING_URL: expected sqlite:///FILE or "
+        f"postgresql+psycopg://USER:PASSWORD@HOST:5432/DB, got a URL with scheme '{scheme or '(none)'}'"
+    )
+
+
+def _trainer_service(
+    options: StackOptions, models: list[str], env: dict[str, str], server: str
+) -> ServiceSpec:
+    """Like the Compose trainer: train, register and gate each model that has no champion yet."""
+    alias = Settings().champion_alias
+    return ServiceSpec(
+        name="trainer",
+        kind="job",
+        commands=tuple((sys.executable, "-m", "shipyard", "train", "-c", str(c)) for c in options.configs),
+        env=env,
+        timeout=options.train_timeout,
+        steps=tuple(
+            JobStep(
+                label=model,
+                skip_if_ok=None
+                if options.retrain
+                else f"{server}/api/2.0/mlflow/registered-models/alias?"
+                + urlencode({"name": model, "alias": alias}),
+            )
+            for model in models
+        ),
+        ran_text="trained and registered",
+        skipped_text="a champion exists, not retrained (--retrain trains anyway)",
+    )
+
+
+def _monitor_service(options: StackOptions, port: int, env: dict[str, str]) -> ServiceSpec:
+    """The one monitor: drift and live quality from the shared store, on its own /metrics."""
+    url = f"http://{HOST}:{port}"
+    return ServiceSpec(
+        name="monitor",
+        kind="server",
+        commands=((sys.executable, "-m", "shipyard", "monitor", "--host", HOST, "--port", str(port)),),
+        env={**env, "SHIPYARD_MONITOR_HOST": HOST, "SHIPYARD_MONITOR_PORT": str(port)},
+        timeout=options.timeout,
+        port=port,
+        url=url,
+        health_url=f"{url}/ready",
+        port_setting="MONITOR_PORT or --monitor-port",
+    )
+
+
+def _api_services(options: StackOptions, ports: _Ports, env: dict[str, str]) -> list[ServiceSpec]:
+    """``shipyard serve`` on API_PORT, API_PORT+1, ...; with a monitor they only answer and write."""
+    services = []
+    for name, port in zip(api_names(len(ports.api)), ports.api, strict=True):
+        url = f"http://{HOST}:{port}"
+        services.append(
+            ServiceSpec(
+                name=name,
+                kind="server",
+                commands=((sys.executable, "-m", "shipyard", "serve"),),
+                env={
+                    **env,
+                    "SHIPYARD_HOST": HOST,
+                    "SHIPYARD_PORT": str(port),
+                    "SHIPYARD_AUTH_ENABLED": "true",
+                    "SHIPYARD_MONITOR_IN_PROCESS": "false" if options.monitor else "true",
+                },
+                timeout=options.timeout,
+                port=port,
+                url=url,
+                health_url=f"{url}/ready",
+                port_setting="API_PORT or --api-port"
+                + (
+                    f"; the api processes take API_PORT..API_PORT+{len(ports.api) - 1}"
+                    if len(ports.api) > 1
+                    else ""
+                ),
+            )
+        )
+    return services
 
 
 def _mlflow_service(
@@ -246,10 +326,7 @@ def _mlflow_service(
         scheme = store.split(":", 1)[0]
         driver = _PG_DRIVERS.get(scheme)
         if driver and importlib.util.find_spec(driver) is None:
-            raise ConfigError(
-                f"the MLflow store {scheme}://... needs the {driver} driver: "
-                f"pip install {'psycopg2-binary' if driver == 'psycopg2' else 'psycopg[binary]'}"
-            )
+            raise ConfigError(f"the MLflow store {scheme}://... needs the {driver} driver: {_PIP[driver]}")
     url = f"http://{HOST}:{port}"
     command = (
         sys.executable, "-m", "mlflow", "server",
@@ -270,39 +347,8 @@ def _mlflow_service(
         port=port,
         url=url,
         health_url=f"{url}/health",
+        port_setting="MLFLOW_PORT or --mlflow-port",
     )
-
-
-def _rules_dir(given: Path | None, cwd: Path) -> Path:
-    """The alert rules: ``--rules``, else ``deploy/prometheus/rules`` of the working directory or of
-    the source checkout Shipyard runs from."""
-    if given is not None:
-        candidates = [_absolute(given, cwd)]
-    else:
-        candidates = [cwd / RULES_SUBDIR, Path(__file__).resolve().parents[4] / RULES_SUBDIR]
-    for candidate in candidates:
-        if candidate.is_dir() and any(candidate.glob("*.yml")):
-            return candidate
-    raise ConfigError(
-        f"no Prometheus rules (*.yml) in {' or '.join(str(c) for c in candidates)}: pass --rules DIR"
-    )
-
-
-def prometheus_config(rules: Path, api_port: int, interval: str) -> str:
-    """deploy/prometheus/prometheus.yml, pointed at the api on 127.0.0.1 (no Alertmanager here)."""
-    config = {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "rule_files": [str(rules / "*.yml")],
-        "scrape_configs": [
-            {
-                "job_name": "shipyard",
-                "metrics_path": "/metrics",
-                "static_configs": [{"targets": [f"{HOST}:{api_port}"]}],
-            }
-        ],
-    }
-    header = "# Written by `shipyard stack up`: scrapes the api on 127.0.0.1, loads the repo's rules.\n"
-    return header + yaml.safe_dump(config, sort_keys=False)
 
 
 def _absolute(path: Path, cwd: Path) -> Path:

@@ -3,7 +3,8 @@
     .stack/state.json          each service: pid (= its process group), start time, port, url, log
     .stack/logs/<service>.log  stdout and stderr of each service
     .stack/mlflow/             the server's SQLite store and artifacts (unless a PostgreSQL URL is set)
-    .stack/api/predictions.db  the api's prediction log
+    .stack/monitoring.db       the monitoring store the api processes and the monitor share (unless
+                               SHIPYARD_MONITORING_URL names another, e.g. PostgreSQL)
     .stack/prometheus/         the generated config and Prometheus's data
 
 ``up`` starts the services one by one and waits for each to be healthy before the next; if one fails,
@@ -29,15 +30,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from shipyard.errors import ShipyardError
-from shipyard.orchestration.stack.plan import (
-    HOST,
-    JobStep,
-    ServiceSpec,
-    StackOptions,
-    StackPlan,
-    build_plan,
-    load_stack_settings,
-)
+from shipyard.orchestration.stack.plan import StackOptions, build_plan, load_stack_settings
 from shipyard.orchestration.stack.processes import (
     http_ok,
     is_running,
@@ -47,6 +40,7 @@ from shipyard.orchestration.stack.processes import (
     start_ticks,
     stop_group,
 )
+from shipyard.orchestration.stack.specs import HOST, JobStep, ServiceSpec, StackPlan
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +204,7 @@ def up(options: StackOptions, reporter: Reporter | None = None, cwd: Path | None
 
 
 def _check_ports(plan: StackPlan) -> None:
+    """Refuse, before anything starts, a port another program holds (the plan refused duplicates)."""
     taken = []
     for spec in plan.services:
         try:
@@ -217,14 +212,11 @@ def _check_ports(plan: StackPlan) -> None:
                 taken.append(spec)
         except OSError as exc:
             raise StackError(f"cannot listen on {HOST}:{spec.port} for {spec.name}: {exc.strerror}") from None
-    ports = [s.port for s in plan.services if s.port is not None]
-    if len(set(ports)) != len(ports):
-        raise StackError(
-            f"two services on one port: {', '.join(f'{s.name} {s.port}' for s in plan.services if s.port)}"
-        )
     if taken:
-        hints = {"mlflow": "MLFLOW_PORT", "api": "API_PORT", "prometheus": "PROMETHEUS_PORT"}
-        listed = ", ".join(f"{s.port} ({s.name}; set {hints[s.name]} or --{s.name}-port)" for s in taken)
+        listed = ", ".join(
+            f"{s.port} ({s.name}; set {s.port_setting})" if s.port_setting else f"{s.port} ({s.name})"
+            for s in taken
+        )
         raise StackError(f"port in use on {HOST}: {listed}; nothing was started")
 
 
