@@ -144,3 +144,29 @@ def test_remembered_predictions_are_invisible_to_the_garbage_collector() -> None
         gc.collect()
     assert not any(gc.is_tracked(v) for v in recent._recent.values())
     assert recent.answered("r5") == Served("m", "1", "champion", True, ("a", "b"))
+
+
+def test_a_store_that_is_down_never_stops_predictions(client_for: AppFactory) -> None:
+    """Predictions are the product: with the monitoring store unreachable the service still answers,
+    counts what it cannot log, and refuses feedback with a 503 naming the store (password hidden)."""
+    import secrets
+    import time
+
+    password = secrets.token_hex(8)
+    client = client_for(
+        prediction_log=True, monitoring_url=f"postgresql+psycopg://shipyard:{password}@127.0.0.1:9/shipyard"
+    )
+    answer = client.post("/predict", json=IRIS_ROWS[0], headers={"x-request-id": "d1"})
+    assert answer.status_code == 200 and answer.json()["predictions"] == ["setosa"]
+    refused = client.post("/feedback", json={"request_id": "d1", "label": "setosa"})
+    assert refused.status_code == 503, refused.text
+    assert (
+        "monitoring store postgresql+psycopg://shipyard:***@127.0.0.1:9/shipyard unavailable" in refused.text
+    )
+    assert password not in refused.text
+    deadline = time.monotonic() + 30  # the writer retries, then counts the request as dropped
+    while time.monotonic() < deadline:
+        if "shipyard_prediction_log_dropped_total 1.0" in client.get("/metrics").text:
+            break
+        time.sleep(0.2)
+    assert "shipyard_prediction_log_dropped_total 1.0" in client.get("/metrics").text

@@ -52,6 +52,9 @@ def serve(
     get_settings.cache_clear()
     settings = get_settings()
     settings.check_auth()
+    from shipyard.monitoring.store import MonitoringStore
+
+    MonitoringStore(settings.monitoring_store_url).close()  # a malformed URL stops here, in one line
     auth = "auth on (JWT bearer tokens)" if settings.auth_enabled else "[yellow]auth OFF[/] — local use only"
     err_console.print(
         f"serving {', '.join(settings.models)} from {redact_uri(settings.store_uri)} on "

@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
-from shipyard.errors import StoreUnavailableError
+from shipyard.errors import ShipyardError
 from shipyard.monitoring.store import Chunk, MonitoringStore, RequestRow
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,6 @@ class PredictionLog:
         self.written = 0
 
     def start(self) -> None:
-        self.store.schema_version()  # fail at start-up, not in the thread, if the store is unusable
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -123,7 +122,7 @@ class PredictionLog:
         for attempt in range(3):
             try:
                 rows = self.store.write_predictions(chunks)  # one transaction: all stored, or none
-            except (StoreUnavailableError, sa.exc.SQLAlchemyError) as exc:  # retry, then count as dropped
+            except (ShipyardError, sa.exc.SQLAlchemyError) as exc:  # store down: retry, then count as dropped
                 log.warning("prediction log write failed (attempt %d): %s", attempt + 1, exc)
                 time.sleep(0.2 * (attempt + 1))
                 continue

@@ -199,6 +199,7 @@ class MonitoringStore:
                 "(expected sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB)"
             ) from None
         self.url = url
+        self._schema_ok = False  # upgraded (or found current) by this process
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(
@@ -263,8 +264,12 @@ class MonitoringStore:
     # --- schema -------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _connect(self, what: str) -> Iterator[Connection]:
-        """A transaction; an unreachable store becomes one clear error naming it (never a traceback)."""
+    def _connect(self, what: str, schema: bool = True) -> Iterator[Connection]:
+        """A transaction; an unreachable store becomes one clear error naming it (never a traceback).
+        The first use in a process brings the schema up to date (``schema``), so a process that started
+        while the store was down catches up on its first write after the outage."""
+        if schema and not self._schema_ok:
+            self.upgrade()
         try:
             with self.engine.begin() as connection:
                 yield connection
@@ -275,12 +280,12 @@ class MonitoringStore:
             ) from None
 
     def schema_version(self) -> int:
-        with self._connect("reading its schema version") as connection:
+        with self._connect("reading its schema version", schema=False) as connection:
             return _current_version(connection)
 
     def upgrade(self) -> int:
         """Bring the schema up to date, step by step, under a lock (replicas may start together)."""
-        with self._migration_lock(), self._connect("upgrading its schema") as connection:
+        with self._migration_lock(), self._connect("upgrading its schema", schema=False) as connection:
             if self.dialect == "postgresql":
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
             current = _current_version(connection)
@@ -295,6 +300,7 @@ class MonitoringStore:
             if current < SCHEMA_VERSION:
                 connection.execute(schema_table.delete())
                 connection.execute(schema_table.insert().values(version=SCHEMA_VERSION))
+        self._schema_ok = True
         return SCHEMA_VERSION
 
     @contextlib.contextmanager

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from shipyard.config.settings import Settings
+from shipyard.errors import ShipyardError
 from shipyard.monitoring.monitor import Monitor, ReferenceLoader
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.reports import DriftReference, reference_for
@@ -120,8 +121,12 @@ def make_lifespan(
         settle_memory()
         plane.holder = served
         tasks: list[asyncio.Task[None]] = []
-        store = plane.store = await asyncio.to_thread(MonitoringStore.open, settings.monitoring_store_url)
-        log.info("monitoring store: %s", store.where)
+        store = plane.store = MonitoringStore(settings.monitoring_store_url)
+        try:
+            await asyncio.to_thread(store.upgrade)
+            log.info("monitoring store: %s", store.where)
+        except ShipyardError as exc:  # predictions are the product: serve them, log what can be logged
+            log.error("%s; serving anyway: predictions are logged once it answers (drops counted)", exc)
         if settings.prediction_log:
             plane.prediction_log = PredictionLog(
                 store,

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from shipyard import __version__
 from shipyard.config.settings import Settings, get_settings
+from shipyard.errors import ShipyardError
 from shipyard.monitoring.gauges import MonitorGauges
 from shipyard.monitoring.monitor import Monitor, ReferenceLoader
 from shipyard.monitoring.reports import DriftReference, reference_for
@@ -82,8 +83,12 @@ def create_monitor_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await asyncio.to_thread(MonitoringStore.open, settings.monitoring_store_url)
+        store = MonitoringStore(settings.monitoring_store_url)
         log.info("monitor: store %s, models %s", store.where, ", ".join(settings.models))
+        try:
+            await asyncio.to_thread(store.upgrade)
+        except ShipyardError as exc:  # not ready until a round reaches the store; rounds retry
+            log.error("%s; retrying every round", exc)
         state.monitor = Monitor(settings, store, state.gauges, state.references)
         interval = settings.drift_interval_seconds or 60.0
         task = asyncio.create_task(_loop(state, interval))
