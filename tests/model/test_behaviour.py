@@ -59,6 +59,13 @@ def test_iris_is_served_by_the_fast_path(iris: ServedModel) -> None:
     assert iris.engine == "onnx"
 
 
+def test_housing_is_served_by_the_compiled_path_with_scikit_learns_answers(housing: ServedModel) -> None:
+    """The compiled numpy path gives exactly scikit-learn's prices on the whole test split."""
+    assert housing.engine == "compiled"
+    rows = housing.split.X_test
+    assert np.array_equal(housing.predict(rows), housing.ready.loaded.model.predict(rows))
+
+
 def test_iris_test_accuracy_is_at_least_0_9(iris: ServedModel) -> None:
     split = iris.split
     assert accuracy_score(split.y_test, iris.predict(split.X_test)) >= 0.9

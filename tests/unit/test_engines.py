@@ -34,12 +34,6 @@ def test_fast_path_can_be_turned_off(iris_loaded: tuple[LoadedModel, Any]) -> No
     assert isinstance(engine, SklearnEngine) and reason == "fast path off"
 
 
-def test_models_with_optional_inputs_stay_on_scikit_learn(housing_loaded: tuple[LoadedModel, Any]) -> None:
-    engine, reason = select_engine(housing_loaded[0])
-    assert isinstance(engine, SklearnEngine)
-    assert "may be missing" in reason
-
-
 def test_regressor_needs_an_accepted_tolerance(iris_loaded: tuple[LoadedModel, Any]) -> None:
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.pipeline import Pipeline

@@ -106,7 +106,7 @@ def test_health_ready_models_and_metrics(client: TestClient) -> None:
     assert detail["inputs"][0] == {"name": "sepal_length", "type": "double", "required": True}
     assert detail["registry"]["reachable"] is True
     assert detail["engine"]["name"] == "onnx"
-    assert client.get("/models/housing").json()["engine"]["name"] == "sklearn"
+    assert client.get("/models/housing").json()["engine"]["name"] == "compiled"
 
     client.post("/predict", json={"records": IRIS_ROWS})
     text = client.get("/metrics").text

@@ -1,4 +1,10 @@
-"""Inference engines for a loaded model: ONNX Runtime when it provably agrees, scikit-learn otherwise.
+"""Inference engines for a loaded model: a compiled path or ONNX Runtime when it provably agrees,
+scikit-learn otherwise.
+
+Tree-ensemble regressors behind a ColumnTransformer (the housing model: imputers, scalers, one-hot
+encoders, a forest) go through the compiled numpy path (``inference.compiled``), kept only when its
+answers equal scikit-learn's on reference rows with missing values (identical in every test here;
+``COMPILED_RTOL`` is the most it may differ).
 
 The fast path converts the fitted Pipeline with skl2onnx (double-precision inputs, one input per
 feature, no pandas) and keeps it only if it gives the same answers as scikit-learn on reference rows:
@@ -22,6 +28,7 @@ from shipyard.registry.models import InputColumn, LoadedModel
 log = logging.getLogger(__name__)
 
 PROBA_ATOL = 1e-5
+COMPILED_RTOL = 1e-12  # relative difference the compiled path may show (none was ever measured)
 TIE_GAP = 1e-4
 REFERENCE_ROWS = 256
 
@@ -202,8 +209,9 @@ def reference_batch(loaded: LoadedModel, rows: int = REFERENCE_ROWS, seed: int =
         if kind in (NUMBER, INTEGER):
             q = stats.get("quantiles") or {}
             low, high = q.get("0.01", stats.get("min")), q.get("0.99", stats.get("max"))
-            if low is None or high is None:
+            if low is None or high is None or not np.isfinite([low, high]).all():
                 values = np.array(seen, dtype=float)
+                values = values[np.isfinite(values)]  # an optional column's example may be missing
                 low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
             drawn = rng.uniform(low, high, rows)
             if kind is INTEGER:
@@ -217,7 +225,34 @@ def reference_batch(loaded: LoadedModel, rows: int = REFERENCE_ROWS, seed: int =
                 categories = [str(v) for v in column.allowed]
             drawn = rng.choice(categories, rows) if categories else np.array(["?"] * rows)
             batch[column.name] = np.concatenate([np.asarray(seen, dtype=object), drawn.astype(object)])
+        if not column.required:  # an optional column arrives missing too: the imputers must agree
+            gaps = rng.random(len(batch[column.name])) < 0.15
+            values = batch[column.name]
+            values = values.astype(np.float64) if values.dtype.kind in "iub" else values.copy()
+            values[gaps] = np.nan
+            batch[column.name] = values
     return batch
+
+
+def _compiled(loaded: LoadedModel, sklearn: SklearnEngine) -> tuple[Engine | None, str]:
+    """The compiled path if it compiles and agrees with scikit-learn on the reference rows."""
+    from shipyard.inference.compiled import UnsupportedModelError, compile_pipeline
+
+    try:
+        compiled = compile_pipeline(loaded.model)
+        reference = reference_batch(loaded)
+        fast = np.asarray(compiled.predict(reference)[0], dtype=float)
+        slow = np.asarray(sklearn.predict(reference)[0], dtype=float)
+    except UnsupportedModelError as exc:
+        return None, f"not compiled: {exc}"
+    except Exception as exc:  # a failure to compile or run means: try the other paths
+        return None, f"compiled path failed: {str(exc).splitlines()[0][:200]}"
+    rows = batch_rows(reference)
+    worst = float(np.max(np.abs(fast - slow) / np.maximum(np.abs(slow), 1e-300)))
+    if not worst <= COMPILED_RTOL:
+        return None, f"compiled values differ by up to {worst:.2g} relative (> {COMPILED_RTOL:g})"
+    same = "identical to" if np.array_equal(fast, slow) else f"within {COMPILED_RTOL:g} relative of"
+    return compiled, f"compiled numpy path: values {same} scikit-learn's on {rows} reference rows"
 
 
 def select_engine(
@@ -233,6 +268,10 @@ def select_engine(
         return sklearn, "fast path off"
     if bulk:
         return sklearn, "batch scoring: scikit-learn's vectorised predict is faster on large chunks"
+    if not classifier:
+        compiled, reason = _compiled(loaded, sklearn)
+        if compiled is not None:
+            return compiled, reason
     if any(not c.required for c in loaded.inputs):
         return sklearn, "inputs that may be missing are imputed by scikit-learn only"
     if not classifier and regression_rtol <= 0:
