@@ -148,3 +148,14 @@ def test_numbers_past_every_64_bit_type_are_refused_by_the_rule() -> None:
     assert {i: r.type for i, r in number.refused.items()} == {1: "finite_number"}
     integer = check_column(InputColumn("n", "long"), [1, 2**64])
     assert {i: r.type for i, r in integer.refused.items()} == {1: "int_type"}
+
+
+@pytest.mark.parametrize("column", COLUMNS, ids=lambda c: f"{c.type}{'' if c.required else '?'}")
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(items=st.lists(values, min_size=1, max_size=4))
+def test_one_row_and_many_rows_give_the_same_column_type(column: InputColumn, items: list[Any]) -> None:
+    """A single-row request takes the one-by-one path, a big one the bulk path: the engine must see
+    the same dtype either way (an integer column with a gap is float in both)."""
+    few, many = check_column(column, items), check_column(column, items * 10)
+    if not few.refused and not many.refused:
+        assert few.values.dtype == many.values.dtype, items

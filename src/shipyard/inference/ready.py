@@ -48,6 +48,9 @@ class ReadyModel:
         self.schema = InputSchema(loaded.inputs)
         self.engine: Engine
         self.engine, self.engine_reason = select_engine(loaded, fast_path, regression_rtol, bulk=bulk)
+        # asked on every request: read once (the fitted model does not change once loaded)
+        self._classifier = loaded.is_classifier
+        self._class_names = [str(c) for c in loaded.classes or []] if self._classifier else []
 
     @property
     def name(self) -> str:
@@ -63,11 +66,11 @@ class ReadyModel:
 
     @property
     def is_classifier(self) -> bool:
-        return self.loaded.is_classifier
+        return self._classifier
 
     @property
     def class_names(self) -> list[str]:
-        return [str(c) for c in self.loaded.classes or []] if self.is_classifier else []
+        return self._class_names
 
     @property
     def output_columns(self) -> list[str]:
