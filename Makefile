@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test tools demo serve train repro notebook stack stack-down test lint format bench bench-serve lock clean
+.PHONY: help install install-test tools demo serve train repro notebook stack stack-down test lint format bench bench-serve bench-check lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -87,6 +87,12 @@ bench-serve: install-test ## Serving benchmarks against mlflow models serve (nee
 	@command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk"; exit 2; }
 	$(BIN)/python benchmarks/serve/bench_serve.py --repeats 3
 	$(BIN)/python benchmarks/serve/bench_log_cost.py --repeats 3
+	$(BIN)/python benchmarks/serve/bench_housing.py --repeats 3
+	$(BIN)/python benchmarks/serve/bench_log_store.py
+
+bench-check: install-test ## The benchmark gate: short runs, fail when a ratio drops > 20% below benchmarks/baseline.json
+	@command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk"; exit 2; }
+	$(BIN)/python benchmarks/bench_check.py
 
 lock: ## Re-resolve constraints.txt (every extra: test with zenml and dvc, notebook, spark)
 	rm -rf /tmp/shipyard-lock && $(PYTHON) -m venv /tmp/shipyard-lock

@@ -113,10 +113,22 @@ class PredictionLog:
                 log.warning("%d predictions of %s not logged: %s", rows, model, exc)
                 self._dropped(rows)
                 continue
-            requests = [
-                RequestRow(e[0], e[1], e[3], e[4], len(e[6]), e[7], e[8], list(e[6])) for e in entries
+            dumps = orjson.dumps
+            requests: list[RequestRow] = [
+                (
+                    e[0],
+                    model,
+                    version,
+                    variant,
+                    e[1],
+                    len(e[6]),
+                    e[7],
+                    e[8],
+                    dumps(e[6], option=_JSON).decode(),
+                )
+                for e in entries
             ]
-            chunks.append(Chunk(model, version, variant, body, requests))
+            chunks.append(Chunk(model, version, variant, body, requests, rows, entries[0][1], entries[-1][1]))
         if not chunks:
             return
         for attempt in range(3):

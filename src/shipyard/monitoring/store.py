@@ -36,18 +36,11 @@ SHADOW_VARIANT = "shadow"
 _LOCK_KEY = 0x5348_4950  # "SHIP": the advisory lock migrations take on PostgreSQL
 
 
-@dataclass(frozen=True)
-class RequestRow:
-    """One answered request, as stored for joins and counts (features live in its chunk)."""
-
-    request_id: str
-    ts: float
-    version: str
-    variant: str
-    rows: int
-    latency_ms: float
-    classifier: bool
-    outputs: list[Any]
+# One answered request as stored for joins and counts (its features live in its chunk): request id,
+# model, version, variant, time, rows, latency (ms), answered by a classifier, outputs (JSON text). A
+# plain tuple: the writer makes one per request, and a dataclass cost it several microseconds each.
+RequestRow = tuple[str, str, str, str, float, int, float, bool, str]
+REQUEST_COLUMNS = "request_id, model, version, variant, ts, rows, latency_ms, classifier, outputs"
 
 
 @dataclass(frozen=True)
@@ -59,10 +52,9 @@ class Chunk:
     variant: str
     body: bytes  # JSON: request fields as lists, features as whole columns, predictions flattened
     requests: list[RequestRow]
-
-    @property
-    def rows(self) -> int:
-        return sum(r.rows for r in self.requests)
+    rows: int
+    first_ts: float
+    last_ts: float
 
 
 def redact(url: str) -> str:
@@ -106,8 +98,7 @@ requests_table = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("classifier", sa.Boolean, nullable=False),
     sa.Column("outputs", sa.Text, nullable=False),  # JSON list, one answer per row
-    sa.Index("prediction_requests_request_id", "request_id"),
-    sa.Index("prediction_requests_model_ts", "model", "ts"),
+    sa.Index("prediction_requests_request_id", "request_id"),  # the one index: every insert pays for it
 )
 feedback_table = sa.Table(
     "feedback",
@@ -327,8 +318,8 @@ class MonitoringStore:
                         "model": chunk.model,
                         "version": chunk.version,
                         "variant": chunk.variant,
-                        "first_ts": chunk.requests[0].ts,
-                        "last_ts": chunk.requests[-1].ts,
+                        "first_ts": chunk.first_ts,
+                        "last_ts": chunk.last_ts,
                         "requests": len(chunk.requests),
                         "rows": chunk.rows,
                         "body": chunk.body,
@@ -338,22 +329,8 @@ class MonitoringStore:
         return sum(c.rows for c in chunks)
 
     def _write_requests(self, connection: Connection, chunk_id: int, chunk: Chunk) -> None:
-        rows = [
-            (
-                r.request_id,
-                chunk_id,
-                chunk.model,
-                r.version,
-                r.variant,
-                r.ts,
-                r.rows,
-                r.latency_ms,
-                r.classifier,
-                orjson.dumps(r.outputs, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
-            )
-            for r in chunk.requests
-        ]
-        columns = "request_id, chunk_id, model, version, variant, ts, rows, latency_ms, classifier, outputs"
+        rows = [(chunk_id, *r) for r in chunk.requests]
+        columns = f"chunk_id, {REQUEST_COLUMNS}"
         if self.dialect == "postgresql":  # COPY: the fastest way in, one round trip per chunk
             raw = connection.connection.driver_connection
             assert raw is not None
@@ -435,7 +412,8 @@ class MonitoringStore:
         frames: list[pd.DataFrame] = []
         total = 0
         with self._connect("reading predictions") as connection:
-            for (body,) in connection.execute(query.order_by(c.id.desc())):
+            # newest first along the (model, last_ts) index: no sort of every chunk of the model
+            for (body,) in connection.execute(query.order_by(c.last_ts.desc(), c.id.desc())):
                 part = _chunk_frame(orjson.loads(body))
                 if since is not None:
                     part = part[part["_ts"].astype(float) >= since]
@@ -501,34 +479,51 @@ class MonitoringStore:
         rows["_label"] = labels
         return rows[rows["_label"].notna()].reset_index(drop=True)
 
-    def labelled_pairs(self, model: str, window: int) -> dict[tuple[str, str], LabelledPairs]:
+    def labelled_pairs(
+        self, model: str, window: int, scan: int | None = None
+    ) -> dict[tuple[str, str], LabelledPairs]:
         """The latest ``window`` (prediction, truth) pairs per (version, variant) of ``model``: feedback
-        joined to the answers in SQL, whichever replica answered and whichever received the label."""
+        joined to the answers, whichever replica answered and whichever received the label. Labels are
+        read newest first, a page at a time, until every variant has its window or ``scan`` labels
+        (default 20 x window) were read: the cost follows the window, not the size of the store."""
         f, r = feedback_table.c, requests_table.c
-        query = (
-            sa.select(f.request_id, f.labels, r.version, r.variant, r.classifier, r.outputs)
-            .join_from(feedback_table, requests_table, r.request_id == f.request_id)
-            .where(r.model == model)
-            .order_by(f.id.desc())
-        )
+        limit = window * 20 if scan is None else scan
+        page = min(max(window, 500), 5000)
         pairs: dict[tuple[str, str], LabelledPairs] = {}
         seen: set[tuple[str, str, str]] = set()
+        cursor: int | None = None
+        read = 0
         with self._connect("joining feedback") as connection:
-            for request_id, labels, version, variant, classifier, outputs in connection.execute(query):
-                key = (str(version), str(variant))
-                if (request_id, *key) in seen:
-                    continue  # an older label for the same answer: the latest one counts
-                seen.add((request_id, *key))
-                group = pairs.setdefault(key, LabelledPairs(bool(classifier)))
-                if len(group.predicted) >= window:
-                    if all(len(g.predicted) >= window for g in pairs.values()):
-                        break
-                    continue
-                truth, predicted = orjson.loads(labels), orjson.loads(outputs)
-                if len(truth) != len(predicted):
-                    continue  # counts that do not match cannot be paired (refused at /feedback when known)
-                group.predicted.extend(predicted[: window - len(group.predicted)])
-                group.truth.extend(truth[: len(group.predicted) - len(group.truth)])
+            while read < limit:
+                query = sa.select(f.id, f.request_id, f.labels).order_by(f.id.desc()).limit(page)
+                if cursor is not None:
+                    query = query.where(f.id < cursor)
+                labels = connection.execute(query).all()
+                if not labels:
+                    break
+                cursor, read = labels[-1][0], read + len(labels)
+                answers: dict[str, list[tuple[str, str, bool, str]]] = {}
+                found = sa.select(r.request_id, r.version, r.variant, r.classifier, r.outputs).where(
+                    r.model == model, r.request_id.in_({rid for _, rid, _ in labels})
+                )
+                for rid, version, variant, classifier, outputs in connection.execute(found):
+                    answers.setdefault(rid, []).append(
+                        (str(version), str(variant), bool(classifier), outputs)
+                    )
+                for _, rid, given in labels:
+                    for version, variant, classifier, outputs in answers.get(rid, ()):
+                        if (rid, version, variant) in seen:
+                            continue  # an older label for the same answer: the latest one counts
+                        seen.add((rid, version, variant))
+                        group = pairs.setdefault((version, variant), LabelledPairs(classifier))
+                        room = window - len(group.predicted)
+                        truth, predicted = orjson.loads(given), orjson.loads(outputs)
+                        if room <= 0 or len(truth) != len(predicted):
+                            continue  # full, or counts that cannot be paired (refused when known)
+                        group.predicted.extend(predicted[:room])
+                        group.truth.extend(truth[:room])
+                if pairs and all(len(g.predicted) >= window for g in pairs.values()):
+                    break
         return pairs
 
     def count_requests(self, model: str | None = None) -> pd.DataFrame:
