@@ -413,7 +413,9 @@ class MonitoringStore:
         total = 0
         with self._connect("reading predictions") as connection:
             # newest first along the (model, last_ts) index: no sort of every chunk of the model
-            for (body,) in connection.execute(query.order_by(c.last_ts.desc(), c.id.desc())):
+            # streamed (a server-side cursor on PostgreSQL): a window stops reading once it has its rows
+            newest = query.order_by(c.last_ts.desc(), c.id.desc()).execution_options(yield_per=32)
+            for (body,) in connection.execute(newest):
                 part = _chunk_frame(orjson.loads(body))
                 if since is not None:
                     part = part[part["_ts"].astype(float) >= since]
