@@ -60,10 +60,10 @@ CHECKS = (
         ("ratios", "shipyard/anchor single"),
     ),
     Check(
-        "batch: shipyard / bare predict rows/s",
+        "batch iris: --workers 2 / bare predict rows/s",
         "bench_batch.py",
-        ("--rows", "200000", "--repeats", "1"),
-        ("ratios", "streaming / floor rows/s", "median"),
+        ("--rows", "200000", "--repeats", "1", "--models", "iris"),
+        ("ratios", "iris: workers=2 / bare rows/s", "median"),
     ),
 )
 

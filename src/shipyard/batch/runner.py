@@ -38,6 +38,7 @@ from redis.lock import Lock
 
 from shipyard.batch import scoring
 from shipyard.batch.jobs import TERMINAL, JobState, JobStore
+from shipyard.batch.parallel import ScoringWorkerError
 from shipyard.batch.paths import BatchPathError, batch_root, resolve_inside
 from shipyard.config.settings import Settings
 from shipyard.errors import ModelNotFoundError, RegistryError, ShipyardError
@@ -64,6 +65,8 @@ def is_permanent(exc: BaseException) -> bool:
     cannot be reached is worth another try; a model that does not exist is not)."""
     if isinstance(exc, RegistryError):
         return isinstance(exc, ModelNotFoundError)
+    if isinstance(exc, ScoringWorkerError):  # a scoring process died (out of memory, say): try again
+        return False
     return isinstance(exc, ShipyardError)
 
 

@@ -35,6 +35,15 @@ def score(
     chunk_rows: Annotated[
         int, typer.Option(min=1, help="Rows read, checked and scored at a time.")
     ] = 100_000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes scoring chunks at once, each with the model loaded (1: this process only; "
+            "the output is the same). Default: SHIPYARD_BATCH_WORKERS, else every usable CPU.",
+            show_default=False,
+        ),
+    ] = None,
     on_error: Annotated[
         str,
         typer.Option(
@@ -56,6 +65,8 @@ def score(
         raise ConfigError(f"--engine: expected 'local' or 'spark', got '{engine}'")
     if engine == "spark" and on_error == "skip":
         raise ConfigError("--on-error skip is not available with --engine spark (a bad row fails the run)")
+    if engine == "spark" and workers is not None:
+        raise ConfigError("--workers applies to --engine local (Spark runs its own executors; see --master)")
     name, ref = parse_model_ref(model)
     settings = get_settings()
     progress_bar, task = _progress(quiet)
@@ -89,13 +100,15 @@ def score(
                 keep=tuple(keep or ()),
                 on_error="skip" if on_error == "skip" else "fail",
                 progress=progress,
+                workers=workers,
             )
     finally:
         if progress_bar is not None:
             progress_bar.stop()
     console.print(
         f"[green]✓[/] {result.rows_out:,} rows scored by {result.model} version {result.version} "
-        f"({result.engine or engine}) -> {result.output} in {result.seconds:.1f}s "
+        f"({result.engine or engine}{_processes(result.workers)}) -> {result.output} "
+        f"in {result.seconds:.1f}s "
         f"({result.rows_per_second:,.0f} rows/s)",
         soft_wrap=True,
     )
@@ -103,6 +116,10 @@ def score(
         err_console.print(f"[yellow]{result.rows_rejected:,} rows rejected -> {result.rejects}[/]")
     if summary:
         write_json(summary, result.to_dict())
+
+
+def _processes(count: int) -> str:
+    return f", {count} processes" if count > 1 else ""
 
 
 def _progress(quiet: bool) -> tuple[Any, Any]:

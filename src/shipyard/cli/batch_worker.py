@@ -21,8 +21,8 @@ def worker(
         int,
         typer.Option(
             min=1,
-            help="Jobs run at once by this process. Scoring is CPU-bound: keep 1 and run one worker "
-            "process per core.",
+            help="Jobs run at once by this process. Scoring is CPU-bound and each job already scores "
+            "on SHIPYARD_BATCH_WORKERS processes (default: every usable CPU): keep 1.",
         ),
     ] = 1,
     queue: Annotated[

@@ -166,6 +166,12 @@ class Settings(BaseSettings):
     batch_chunk_rows: int = Field(
         100_000, ge=1, description="Rows scored per chunk when a job does not say (memory stays bounded)."
     )
+    batch_workers: int | None = Field(
+        None,
+        ge=1,
+        description="Processes that score a batch file's chunks (1: in the calling process); "
+        "default: every CPU this process may use.",
+    )
     onnx_regression_rtol: float = Field(
         0.0,
         ge=0,
