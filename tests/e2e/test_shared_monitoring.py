@@ -186,8 +186,8 @@ def rounds(monitor: Server) -> float:
 
 
 def test_replicas_share_one_store_and_the_monitor_closes_the_loop(workspace: Path, postgres: Any) -> None:
-    backend = postgres.create_database("mlflow", "mlflow", secrets.token_hex(16))
-    store_url = postgres.create_database("shipyard", "shipyard", secrets.token_hex(16))
+    backend = postgres.create_database("e2e_mlflow", "e2e_mlflow", secrets.token_hex(16))
+    store_url = postgres.create_database("e2e_shipyard", "e2e_shipyard", secrets.token_hex(16))
     mlflow, tracking = start_mlflow(workspace, backend)
     common = {"MLFLOW_TRACKING_URI": tracking, "SHIPYARD_MONITORING_URL": store_url}
     servers: list[Server] = []

@@ -81,7 +81,7 @@ def test_train_register_and_load_through_a_server_on_postgresql(
     postgres: PostgresCluster, tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     password = secrets.token_urlsafe(16)
-    store = postgres.create_database("mlflow_store", "mlflow", password)
+    store = postgres.create_database("mlflow_store", "mlflow_store", password)
     assert store.startswith("postgresql+psycopg://")
 
     shutil.copytree(repo_root / "configs", tmp_path / "configs")
@@ -119,7 +119,7 @@ def test_train_register_and_load_through_a_server_on_postgresql(
     # and it is PostgreSQL that holds the registry, not a fallback store: read MLflow's own tables
     parts = urlsplit(store)
     with psycopg.connect(
-        host=parts.hostname, port=parts.port, user="mlflow", password=password, dbname="mlflow_store"
+        host=parts.hostname, port=parts.port, user="mlflow_store", password=password, dbname="mlflow_store"
     ) as conn:
         aliases = conn.execute("SELECT name, alias, version FROM registered_model_aliases").fetchall()
         assert aliases == [("iris", "champion", 1)]
