@@ -141,6 +141,24 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def train_small_examples(settings: Any, source: str) -> None:
+    """iris (20 trees) and housing (10 trees) trained and registered into ``settings``' store: the small
+    champions the integration tests serve and score."""
+    from shipyard.config.loading import parse_config
+    from shipyard.pipeline import run_training
+
+    iris = merge(raw_config("iris"), {"model": {"params": {"n_estimators": 20}}})
+    housing = merge(
+        raw_config("housing"),
+        {
+            "model": {"params": {"n_estimators": 10, "max_features": 0.5}},
+            "dataset": {"source": {"path": str(REPO / "data/raw/housing.csv")}},
+        },
+    )
+    run_training(parse_config(iris, source=f"iris-{source}"), settings)
+    run_training(parse_config(housing, source=f"housing-{source}"), settings)
+
+
 def shifted_iris_rows(rng: Any, count: int) -> list[dict[str, float]]:
     """Iris-like rows whose petals are far longer and wider than any in training: drift by design."""
     return [

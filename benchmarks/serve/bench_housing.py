@@ -72,7 +72,6 @@ def bodies(folder: Path) -> dict[str, Path]:
     """One row and MANY rows of the housing test split with every category present, as MLflow's
     dataframe_split JSON (missing numbers as null)."""
     import numpy as np
-    import pandas as pd
 
     sys.path.insert(0, str(REPO / "src"))
     from shipyard.config.loading import load_config
@@ -95,7 +94,6 @@ def bodies(folder: Path) -> dict[str, Path]:
         path = folder / f"{name}.json"
         path.write_text(json.dumps(body, default=lambda v: v.item() if isinstance(v, np.generic) else v))
         out[name] = path
-    del pd
     return out
 
 

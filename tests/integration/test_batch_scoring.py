@@ -18,12 +18,17 @@ import pytest
 from shipyard.batch.parallel import ScoringWorkerError
 from shipyard.batch.scoring import parse_model_ref, score_file
 from shipyard.config import Settings
-from shipyard.config.loading import parse_config
 from shipyard.errors import DataError, PredictionInputError
 from shipyard.inference import ReadyModel
 from shipyard.pipeline import run_training
 from shipyard.registry import ModelRegistry
-from tests.conftest import REPO, ConfigFactory, iris_rows, merge, missing_external, raw_config
+from tests.conftest import (
+    REPO,
+    ConfigFactory,
+    iris_rows,
+    missing_external,
+    train_small_examples,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -155,16 +160,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> Set
     home = tmp_path_factory.mktemp("workers-store")
     shutil.copy(migrated_store, home / "mlflow.db")
     settings = Settings(home=home, tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    iris = merge(raw_config("iris"), {"model": {"params": {"n_estimators": 20}}})
-    housing = merge(
-        raw_config("housing"),
-        {
-            "model": {"params": {"n_estimators": 10, "max_features": 0.5}},
-            "dataset": {"source": {"path": str(REPO / "data/raw/housing.csv")}},
-        },
-    )
-    run_training(parse_config(iris, source="iris-test"), settings)
-    run_training(parse_config(housing, source="housing-test"), settings)
+    train_small_examples(settings, "test")
     return settings
 
 

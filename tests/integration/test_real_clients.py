@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 
 from shipyard.config import Settings
-from tests.conftest import REPO, merge, raw_config
+from tests.conftest import REPO, train_small_examples
 from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,8 +64,6 @@ def _clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> Store:
     """One embedded store with iris and housing registered (small forests), made once for the module."""
-    from shipyard.config.loading import parse_config
-    from shipyard.pipeline import run_training
 
     home = tmp_path_factory.mktemp("real-clients")
     shutil.copy(migrated_store, home / "mlflow.db")
@@ -75,16 +73,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> Sto
                 patch.delenv(key)
         patch.setitem(Settings.model_config, "env_file", None)
         settings = Settings(home=home, tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-        iris = merge(raw_config("iris"), {"model": {"params": {"n_estimators": 20}}})
-        housing = merge(
-            raw_config("housing"),
-            {
-                "model": {"params": {"n_estimators": 10, "max_features": 0.5}},
-                "dataset": {"source": {"path": str(REPO / "data/raw/housing.csv")}},
-            },
-        )
-        run_training(parse_config(iris, source="iris-real-clients"), settings)
-        run_training(parse_config(housing, source="housing-real-clients"), settings)
+        train_small_examples(settings, "real-clients")
     return Store(home, settings)
 
 

@@ -8,7 +8,7 @@ import typer
 
 from shipyard.cli.output import console, err_console, table
 from shipyard.cli.serve import export_overrides
-from shipyard.config.settings import get_settings
+from shipyard.config.settings import Settings, get_settings
 
 
 def monitor(
@@ -69,15 +69,13 @@ def monitor(
     )
 
 
-def _once(settings: object) -> None:
-    from shipyard.config.settings import Settings
+def _once(settings: Settings) -> None:
+    from prometheus_client import CollectorRegistry
+
     from shipyard.monitoring.gauges import MonitorGauges
     from shipyard.monitoring.monitor import Monitor
     from shipyard.monitoring.store import MonitoringStore
     from shipyard.serving.monitor_app import registry_references
-
-    assert isinstance(settings, Settings)
-    from prometheus_client import CollectorRegistry
 
     store = MonitoringStore.open(settings.monitoring_store_url)
     try:

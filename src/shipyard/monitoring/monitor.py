@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from shipyard.config.settings import Settings
 from shipyard.monitoring.drift import DriftReport
@@ -164,7 +163,3 @@ class Monitor:
         results = self.quality(model)
         self.save_quality(model, results)
         outcome.quality[model] = results
-
-    def drift_report(self, model: str, version: str | None = None) -> dict[str, Any] | None:
-        """The latest stored drift report of ``model`` (any process may have computed it)."""
-        return self.store.latest_result("drift", model, version)
