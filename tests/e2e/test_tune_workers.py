@@ -23,6 +23,8 @@ def test_two_workers_share_one_study(workspace: Path, shipyard: Runner) -> None:
         "n_estimators": {"type": "int", "low": 5, "high": 30},
         "max_depth": {"type": "int", "low": 2, "high": 6},
     }
+    # this test is about the shared study, not the gate: a tiny forest may miss iris's 0.9 bar
+    config["promotion"]["thresholds"] = {"accuracy": 0.5}
     (workspace / "configs/quick.yaml").write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "MLFLOW_TRACKING"))}
     command = [SHIPYARD, "tune", "iris", "-c", "configs/quick.yaml", "--study", "s1", "--n-trials", "6"]
