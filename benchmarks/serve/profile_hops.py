@@ -144,10 +144,15 @@ def train(home: Path, model: str) -> None:
     )
 
 
-def body_for(model: str) -> bytes:
+def body_for(model: str, body: str = "single") -> bytes:
     if model == "iris":
-        columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-        return json.dumps({"dataframe_split": {"columns": columns, "data": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
+        from bench_serve import make_bodies
+
+        folder = Path(tempfile.mkdtemp())
+        try:
+            return make_bodies(folder, 0)[body].read_bytes()
+        finally:
+            shutil.rmtree(folder)
     from bench_housing import bodies
 
     folder = Path(tempfile.mkdtemp())
@@ -222,7 +227,8 @@ def wrk_rates(home: Path, model: str, body: bytes, args: Any) -> dict[str, float
         script = str(HERE / "minimal_onnx_server.py")
         return [sys.executable, script, "--model-uri", f"models:/{model}@champion", "--port", str(port)]
 
-    specs = [ServerSpec("shipyard", "shipyard", shipyard, {"SHIPYARD_HOME": str(home)})]
+    extra = dict(item.split("=", 1) for item in args.env)
+    specs = [ServerSpec("shipyard", "shipyard", shipyard, {"SHIPYARD_HOME": str(home), **extra})]
     if model == "iris":
         specs.append(ServerSpec("floor", "floor", floor))
     wrk_args = type("A", (), {"wrk": shutil.which("wrk") or "wrk", "connections": 16})()
@@ -251,11 +257,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5000, help="In-process requests per repetition.")
     parser.add_argument("--duration", type=int, default=8, help="Seconds of each measured wrk run.")
     parser.add_argument("--no-wrk", action="store_true", help="Only the in-process breakdown.")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Extra environment for the served shipyard (SHIPYARD_PREDICTION_LOG=false: that part's cost).",
+    )
+    parser.add_argument(
+        "--body",
+        choices=["single", "rows100"],
+        default="single",
+        help="iris only: one row, or bench_serve's 100 distinct rows.",
+    )
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="profile-hops-"))
     try:
         train(home, args.model)
-        body = body_for(args.model)
+        body = body_for(args.model, args.body)
         rates = {} if args.no_wrk else wrk_rates(home, args.model, body, args)
         instrument()
         hops = asyncio.run(profile_shipyard(home, args.model, body, args.requests, args.repeats))
@@ -270,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = hops.pop("wall clock per request")
     named = sum(v for k, v in hops.items() if not k.startswith("  "))
     lines = [
-        f"{args.model}, POST /invocations, one row; in-process: {args.requests} requests x {args.repeats}",
+        f"{args.model}, POST /invocations, {'one row' if args.body == 'single' else '100 rows'}; "
+        f"in-process: {args.requests} requests x {args.repeats}",
         "",
         "| hop | us per request | share of the in-process total |",
         "|---|---|---|",
