@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -49,6 +50,8 @@ def test_the_monitor_serves_drift_quality_and_gauges(watched: Settings) -> None:
         ready(client)
         report = client.get("/models/iris/drift").json()
         assert report["dataset_drift"] and report["version"] == "1" and report["current_rows"] == 200
+        # the shifted petals are also a data-quality finding: outside the training range
+        assert report["correction"] == "bh" and report["quality_issues"]["petal_width"]["out_of_range"] > 0.1
         assert client.get("/models/iris/drift?version=1&refresh=true").json()["current_rows"] == 200
         quality = client.get("/models/iris/quality").json()["results"]
         assert quality == [
@@ -64,6 +67,12 @@ def test_the_monitor_serves_drift_quality_and_gauges(watched: Settings) -> None:
         assert 'shipyard_drift_version_info{model="iris",version="1"} 1.0' in metrics
         assert 'shipyard_live_quality{metric="n",model="iris",variant="champion",version="1"} 50.0' in metrics
         assert "shipyard_monitor_runs_total 1.0" in metrics
+        found = re.search(
+            r'shipyard_feature_quality\{check="out_of_range",feature="petal_width",model="iris"\} '
+            r"([0-9.e-]+)",
+            metrics,
+        )
+        assert found and float(found.group(1)) > 0.1
         unknown = client.get("/models/wine/drift")
         assert unknown.status_code == 404 and "not monitored here (SHIPYARD_MODELS: iris)" in unknown.text
         assert client.get("/models/iris/drift?version=99").status_code == 404

@@ -166,3 +166,71 @@ def test_missing_values_are_reported_not_tested() -> None:
 
 def test_default_test_for_a_single_value_column() -> None:
     assert default_test("numeric", np.ones(10)) == "chisquare"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_adjusted_p_values_match_scipy(seed: int) -> None:
+    """Benjamini-Hochberg against scipy's false_discovery_control, Bonferroni against m * p; NaN (a
+    feature with nothing to test) stays NaN and does not count in m."""
+    from shipyard.monitoring.drift import adjust_p_values
+
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.uniform(0, 1, 12), rng.uniform(0, 0.01, 4), [0.0, 1.0, 0.03, 0.03]])
+    rng.shuffle(p)
+    np.testing.assert_allclose(adjust_p_values(p, "bh"), stats.false_discovery_control(p, method="bh"))
+    np.testing.assert_allclose(adjust_p_values(p, "bonferroni"), np.minimum(p * p.size, 1.0))
+    np.testing.assert_array_equal(adjust_p_values(p, "none"), p)
+    with_gap = np.insert(p, 3, np.nan)
+    adjusted = adjust_p_values(with_gap, "bh")
+    assert np.isnan(adjusted[3])
+    np.testing.assert_allclose(np.delete(adjusted, 3), stats.false_discovery_control(p, method="bh"))
+    with pytest.raises(ValueError, match=r"unknown p-value correction 'holm'.*bh, bonferroni, none"):
+        adjust_p_values(p, "holm")
+
+
+def test_the_correction_decides_the_verdict_and_keeps_the_raw_one() -> None:
+    """A feature just under 0.05 among several untouched ones: drifted without correction, not with;
+    a large shift survives every correction; distance tests (large reference) are never adjusted."""
+    rng = np.random.default_rng(7)
+    n = 600
+    base = {f"x{i}": rng.normal(0, 1, n) for i in range(8)}
+    reference = pd.DataFrame(base)
+    current = pd.DataFrame({k: rng.normal(0, 1, n) for k in base})
+    current["x0"] = rng.normal(0.6, 1, n)  # a real shift
+    kinds = dict.fromkeys(base, "numeric")
+    none = compute_drift(reference, current, kinds, correction="none")
+    bh = compute_drift(reference, current, kinds)  # the default
+    bonferroni = compute_drift(reference, current, kinds, correction="bonferroni")
+    assert bh.correction == "bh" and none.correction == "none"
+    for report in (none, bh, bonferroni):
+        assert "x0" in report.drifted_features
+    assert all(f.p_adjusted is None and f.drifted_uncorrected is None for f in none.features)
+    raw = {f.name: f.score for f in none.features}
+    for f in bonferroni.features:
+        assert f.score == raw[f.name]  # the score stays the raw p-value
+        assert f.p_adjusted == pytest.approx(min(1.0, raw[f.name] * 8))
+        assert f.drifted == (f.p_adjusted < 0.05) and f.drifted_uncorrected == (raw[f.name] < 0.05)
+    # a borderline feature: raw p just under 0.05 drifts only without correction
+    p = np.array([raw[k] for k in kinds])
+    borderline = [f.name for f in none.features if f.drifted and f.name != "x0"]
+    for name in borderline:
+        assert name not in bonferroni.drifted_features
+    assert set(bh.drifted_features) <= set(none.drifted_features)
+    assert p.size == 8
+    big = compute_drift(
+        pd.concat([reference] * 3, ignore_index=True), pd.concat([current] * 2, ignore_index=True), kinds
+    )
+    assert {f.test for f in big.features} == {"wasserstein"}
+    assert all(f.p_adjusted is None for f in big.features)
+    assert "x0" in big.drifted_features
+
+
+def test_the_correction_is_a_config_choice() -> None:
+    from pydantic import ValidationError
+
+    from shipyard.config.pipeline import MonitoringConfig
+
+    assert MonitoringConfig().correction == "bh"
+    assert MonitoringConfig(correction="bonferroni").correction == "bonferroni"
+    with pytest.raises(ValidationError, match="correction"):
+        MonitoringConfig(correction="holm")

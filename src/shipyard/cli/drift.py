@@ -78,24 +78,54 @@ def drift(
     for f in [*report.features, *([report.prediction] if report.prediction else [])]:
         score = "n/a" if math.isnan(f.score) else f"{f.score:.4g}"
         verdict = "[red]drift[/]" if f.drifted else "ok"
-        rows.append([f.name, f.kind, f.test, score, f"{f.threshold:g}", verdict])
+        if f.drifted_uncorrected and not f.drifted:
+            verdict = "ok (drift before correction)"
+        adjusted = "" if f.p_adjusted is None else f"{f.p_adjusted:.4g}"
+        rows.append([f.name, f.kind, f.test, score, adjusted, f"{f.threshold:g}", verdict])
     console.print(
         table(
             f"Drift of {name} v{report.version}: "
             f"{report.current_rows} current vs {report.reference_rows} reference rows",
-            ["feature", "kind", "test", "score", "threshold", "verdict"],
+            ["feature", "kind", "test", "score", "adjusted p", "threshold", "verdict"],
             rows,
         )
     )
     verdict = "[red]DRIFTED[/]" if report.dataset_drift else "[green]no drift[/]"
     console.print(
         f"dataset: {verdict} — {len(report.drifted_features)} of {len(report.features)} features drifted "
-        f"(share {report.drifted_share:.2f}, threshold {report.drift_share:g})"
+        f"(share {report.drifted_share:.2f}, threshold {report.drift_share:g}; p-value correction: "
+        f"{report.correction})"
         + (
             f"; prediction drift: {'yes' if report.prediction.drifted else 'no'}" if report.prediction else ""
         ),
         soft_wrap=True,
     )
+    issues = report.quality_issues
+    if issues:
+        console.print(
+            table(
+                "Data quality of the current rows (shares of the values present; refused: values the "
+                "model's input rules do not accept)",
+                ["feature", "missing", "outside training range", "unseen categories", "refused", "first"],
+                [
+                    [
+                        name,
+                        _share(found.get("current_missing")),
+                        _share(found.get("out_of_range")),
+                        _share(found.get("unseen_categories")),
+                        str(found.get("type_violations") or ""),
+                        next((f.type_violation_example or "" for f in report.features if f.name == name), ""),
+                    ]
+                    for name, found in issues.items()
+                ],
+            )
+        )
+        if report.rows_not_scored:
+            console.print(
+                f"{report.rows_not_scored} of {report.current_rows} current rows hold a refused value: "
+                "they count in the feature drift, not in the prediction drift",
+                soft_wrap=True,
+            )
     if output:
         write_json(output, report.to_dict())
     if html:
@@ -108,3 +138,7 @@ def drift(
         err_console.print(f"wrote {html}")
     if fail_on_drift and report.dataset_drift:
         raise typer.Exit(DRIFT_EXIT_CODE)
+
+
+def _share(value: float | None) -> str:
+    return f"{value:.1%}" if value else ""

@@ -200,6 +200,12 @@ class MonitoringConfig(StrictModel):
     """Drift settings: the dataset drifts when ``drift_share`` of its features drift."""
 
     drift_share: float = Field(0.5, gt=0, le=1)
+    correction: Literal["bh", "bonferroni", "none"] = Field(
+        "bh",
+        description="Correction of the features' p-values for their number before a feature counts as "
+        "drifted: bh (Benjamini-Hochberg, the false discovery rate), bonferroni (the family-wise error "
+        "rate) or none (Evidently's default: every test at its own threshold).",
+    )
     drift: dict[str, DriftOverrideConfig] = Field(
         default_factory=dict, description="Per-feature test and threshold (default: chosen like Evidently)."
     )

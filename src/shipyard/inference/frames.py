@@ -8,7 +8,7 @@ caller can fail naming the rows or skip them into a side file.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,8 @@ class FrameCheck:
     batch: Batch  # the good rows, in the model's types
     good: np.ndarray  # bool mask over the chunk's rows
     reasons: np.ndarray  # object array: the first problem of each bad row (None for good rows)
+    # per column: how many of its values were refused, and the first refusal's message
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -55,9 +57,12 @@ def check_frame(inputs: Sequence[InputColumn], frame: pd.DataFrame) -> FrameChec
     bad = np.zeros(rows, dtype=bool)
     reasons = np.full(rows, None, dtype=object)
     columns: dict[str, np.ndarray] = {}
+    refused: dict[str, tuple[int, str]] = {}
     for column in inputs:
         values = frame[column.name] if column.name in frame.columns else [None] * rows
         check = check_column(column, values, text=True)
+        if check.refused:
+            refused[column.name] = (len(check.refused), next(iter(check.refused.values())).message)
         for i, refusal in check.refused.items():
             if not bad[i]:
                 bad[i] = True
@@ -65,4 +70,4 @@ def check_frame(inputs: Sequence[InputColumn], frame: pd.DataFrame) -> FrameChec
         columns[column.name] = check.values
     good = ~bad
     batch = {name: array[good] if bad.any() else array for name, array in columns.items()}
-    return FrameCheck(batch, good, reasons)
+    return FrameCheck(batch, good, reasons, refused)

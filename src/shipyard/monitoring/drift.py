@@ -6,12 +6,21 @@ numeric features, a two-proportion Z-test for binary ones, drift at p < 0.05; wi
 the normed Wasserstein distance for numeric and Jensen–Shannon for the rest, drift at 0.1. Method and
 threshold can be set per feature, among the tests made for the feature's kind. The dataset drifts when
 the share of drifted features reaches ``drift_share``. Pure: frames in, a report out.
+
+Many features tested at p < 0.05 raise false alarms by construction, so the p-values of the features
+tested with a p-value test (KS, chi-squared, Z) are corrected for how many there are before a feature
+counts as drifted: Benjamini–Hochberg by default (the false discovery rate), Bonferroni as an option
+(the family-wise error rate), or none (Evidently's behaviour). Each feature keeps its raw p-value as its
+score, gets the adjusted one, and says whether it drifted before correction. Distance scores
+(Wasserstein, Jensen–Shannon, PSI) are not p-values and are never adjusted; the prediction's own test is
+not part of the family.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +34,8 @@ SMALL_REFERENCE = 1000
 LOW_CARDINALITY = 5
 PLOT_BINS = 20
 PLOT_CATEGORIES = 20
+CORRECTIONS = ("bh", "bonferroni", "none")
+MISSING_MARGIN = 0.05  # a current missing share this much above the reference's is a quality finding
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,18 @@ class FeatureDrift:
     current_rows: int
     reference_missing: float
     current_missing: float
+    # p-value tests, with a correction on: the adjusted p-value the verdict used, and the raw verdict
+    p_adjusted: float | None = None
+    drifted_uncorrected: bool | None = None
+    # data quality of the current rows: values outside the reference's range (numeric) or categories
+    # the reference never had (categorical), as shares of the current values present; values refused
+    # by the model's input rules (a float in an integer column, text in a number column): a count and
+    # the first reason. A refused value that still reads as a number (1.5 in an integer column) stays in
+    # the test and the plot; one that does not (text in a number column) is in neither.
+    out_of_range: float | None = None
+    unseen_categories: float | None = None
+    type_violations: int = 0
+    type_violation_example: str | None = None
     # plot data: shares per bin (numeric: edges has one more item) or per category
     edges: list[float] | None = None
     categories: list[str] | None = None
@@ -64,6 +87,8 @@ class DriftReport:
     drift_share: float
     features: list[FeatureDrift]
     prediction: FeatureDrift | None = None
+    correction: str = "none"
+    rows_not_scored: int = 0  # current rows the model refused (type violations): not in prediction drift
     created_at: str = field(default_factory=lambda: datetime.now(tz=UTC).isoformat(timespec="seconds"))
 
     @property
@@ -79,6 +104,28 @@ class DriftReport:
         return bool(self.features) and self.drifted_share >= self.drift_share
 
     @property
+    def quality_issues(self) -> dict[str, dict[str, Any]]:
+        """feature -> its data-quality findings, for the features that have any."""
+        found: dict[str, dict[str, Any]] = {}
+        for f in self.features:
+            issues = {
+                k: v
+                for k, v in (
+                    (
+                        "current_missing",
+                        f.current_missing if f.current_missing > f.reference_missing + MISSING_MARGIN else 0,
+                    ),
+                    ("out_of_range", f.out_of_range),
+                    ("unseen_categories", f.unseen_categories),
+                    ("type_violations", f.type_violations),
+                )
+                if v
+            }
+            if issues:
+                found[f.name] = issues
+        return found
+
+    @property
     def report_id(self) -> str:
         """Names this report where a retrain records why it ran: time plus a digest of the content."""
         digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()
@@ -92,6 +139,7 @@ class DriftReport:
             drifted_features=self.drifted_features,
             drifted_share=self.drifted_share,
             dataset_drift=self.dataset_drift,
+            quality_issues=self.quality_issues,
         )
         return out
 
@@ -139,8 +187,15 @@ def _plot_data(kind: str, reference: np.ndarray, current: np.ndarray) -> dict[st
 
 
 def feature_drift(
-    name: str, kind: str, reference: pd.Series, current: pd.Series, override: DriftOverride | None = None
+    name: str,
+    kind: str,
+    reference: pd.Series,
+    current: pd.Series,
+    override: DriftOverride | None = None,
+    violations: tuple[int, str] | None = None,
 ) -> FeatureDrift:
+    """``violations``: how many of ``current``'s values the model's rules refused and the first reason
+    (the caller knows the rules; those values are left out of ``current`` already)."""
     ref, cur = _values(reference, kind), _values(current, kind)
     method = (override.method if override else None) or default_test(kind, ref)
     test: StatTest = get_stattest(method)
@@ -151,6 +206,8 @@ def feature_drift(
     else:
         score = test.compute(ref, cur)
         drifted = test.drifted(score, threshold)
+    count, example = violations or (0, None)
+    out_of_range, unseen = _quality(kind, ref, cur)
     return FeatureDrift(
         name=name,
         kind=kind,
@@ -163,8 +220,24 @@ def feature_drift(
         current_rows=len(current),
         reference_missing=float(reference.isna().mean()) if len(reference) else 0.0,
         current_missing=float(current.isna().mean()) if len(current) else 0.0,
+        out_of_range=out_of_range,
+        unseen_categories=unseen,
+        type_violations=count,
+        type_violation_example=example,
         **_plot_data(kind, ref, cur),
     )
+
+
+def _quality(kind: str, reference: np.ndarray, current: np.ndarray) -> tuple[float | None, float | None]:
+    """(share out of the reference's range, share of unseen categories): the one that fits the kind,
+    None for the other and when either side has no values."""
+    if not reference.size or not current.size:
+        return None, None
+    if kind == "numeric":
+        outside = (current < reference.min()) | (current > reference.max())
+        return float(outside.mean()), None
+    seen = pd.Series(current, dtype=object).isin(set(reference.tolist()))
+    return None, float(1.0 - seen.mean())
 
 
 def compute_drift(
@@ -177,17 +250,76 @@ def compute_drift(
     overrides: dict[str, DriftOverride] | None = None,
     prediction_column: str | None = None,
     prediction_kind: str = "categorical",
+    correction: str = "bh",
+    violations: dict[str, tuple[int, str]] | None = None,
+    rows_not_scored: int = 0,
 ) -> DriftReport:
-    """Per-feature drift of ``current`` against ``reference``; features missing from ``current`` are
-    reported as an error by the caller, not silently skipped."""
+    """Per-feature drift of ``current`` against ``reference``, p-values corrected by ``correction``;
+    features missing from ``current`` are reported as an error by the caller, not silently skipped.
+    ``violations``: per feature, the values the model's rules refused (count, first reason)."""
     overrides = overrides or {}
+    violations = violations or {}
     features = [
-        feature_drift(name, kind, reference[name], current[name], overrides.get(name))
+        feature_drift(name, kind, reference[name], current[name], overrides.get(name), violations.get(name))
         for name, kind in feature_kinds.items()
     ]
+    correct(features, correction)
     prediction = None
     if prediction_column and prediction_column in reference and prediction_column in current:
         prediction = feature_drift(
             prediction_column, prediction_kind, reference[prediction_column], current[prediction_column]
         )
-    return DriftReport(model, version, len(reference), len(current), drift_share, features, prediction)
+    return DriftReport(
+        model,
+        version,
+        len(reference),
+        len(current),
+        drift_share,
+        features,
+        prediction,
+        correction,
+        rows_not_scored,
+    )
+
+
+def adjust_p_values(p_values: np.ndarray, method: str) -> np.ndarray:
+    """Adjusted p-values: Benjamini–Hochberg (``bh``: the step-up q-values, monotone, capped at 1),
+    ``bonferroni`` (m times p, capped at 1) or ``none``. NaN stays NaN and is not counted."""
+    _require_method(method)
+    p = np.asarray(p_values, dtype=float)
+    adjusted = p.copy()
+    present = np.flatnonzero(~np.isnan(p))
+    m = present.size
+    if method == "none" or m == 0:
+        return adjusted
+    values = p[present]
+    if method == "bonferroni":
+        adjusted[present] = np.minimum(values * m, 1.0)
+        return adjusted
+    order = np.argsort(values, kind="stable")
+    ranked = values[order] * m / np.arange(1, m + 1)
+    q = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    out = np.empty(m)
+    out[order] = q
+    adjusted[present] = out
+    return adjusted
+
+
+def _require_method(method: str) -> None:
+    if method not in CORRECTIONS:
+        raise ValueError(f"unknown p-value correction '{method}' (expected one of: {', '.join(CORRECTIONS)})")
+
+
+def correct(features: list[FeatureDrift], method: str) -> None:
+    """Decide the p-value tests' verdicts on adjusted p-values (in place); distances are left alone."""
+    _require_method(method)
+    tested = [f for f in features if get_stattest(f.test).score_is_p_value]
+    if method == "none" or not tested:
+        return
+    adjusted = adjust_p_values(np.array([f.score for f in tested], dtype=float), method)
+    for feature, q in zip(tested, adjusted.tolist(), strict=True):
+        feature.drifted_uncorrected = feature.drifted
+        if math.isnan(q):
+            continue  # nothing to test (no values on one side): not drifted either way
+        feature.p_adjusted = q
+        feature.drifted = bool(q < feature.threshold)

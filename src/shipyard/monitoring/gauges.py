@@ -44,6 +44,15 @@ class MonitorGauges:
             ["model", "version"],
             registry=r,
         )
+        self.feature_quality = Gauge(
+            "shipyard_feature_quality",
+            "Data quality of the latest window per feature: check=missing (share of rows), out_of_range "
+            "(share of values outside the training range), unseen_categories (share of values training "
+            "never had), type_violations (values the model's rules refuse; 0 for logged traffic, which "
+            "was validated).",
+            ["model", "feature", "check"],
+            registry=r,
+        )
         self.live_quality = Gauge(
             "shipyard_live_quality",
             "Rolling quality on ground truth received through /feedback (accuracy, f1_macro, mae, rmse, n).",
@@ -76,6 +85,14 @@ class MonitorGauges:
             if not math.isnan(feature.score):
                 self.feature_drift_score.labels(report.model, feature.name, feature.test).set(feature.score)
             self.feature_drifted.labels(report.model, feature.name).set(1 if feature.drifted else 0)
+        for feature in report.features:
+            self.feature_quality.labels(report.model, feature.name, "missing").set(feature.current_missing)
+            range_check = "out_of_range" if feature.kind == "numeric" else "unseen_categories"
+            share = feature.out_of_range if feature.kind == "numeric" else feature.unseen_categories
+            self.feature_quality.labels(report.model, feature.name, range_check).set(share or 0.0)
+            self.feature_quality.labels(report.model, feature.name, "type_violations").set(
+                feature.type_violations
+            )
         self.dataset_drift_share.labels(report.model).set(report.drifted_share)
         self.dataset_drift.labels(report.model).set(1 if report.dataset_drift else 0)
         for sample in [s for metric in self.drift_version.collect() for s in metric.samples]:

@@ -160,16 +160,73 @@ def _row(feature: FeatureDrift, anchor: str, label: str) -> str:
         f"<td>{html.escape(feature.kind)}</td>",
         f"<td>{html.escape(feature.test_title)}</td>",
         f'<td class="num">{_score(feature.score)}</td>',
+        f'<td class="num">{_adjusted(feature)}</td>',
         f'<td class="num">{feature.threshold:g}</td>',
         f"<td>{_yes_no(feature.drifted)}</td>",
     ]
     return f"<tr{css}>{''.join(cells)}</tr>"
 
 
+def _adjusted(feature: FeatureDrift) -> str:
+    return "–" if feature.p_adjusted is None else _score(feature.p_adjusted)
+
+
+def _correction(report: DriftReport) -> str:
+    """What the verdicts were taken on, in a sentence."""
+    names = {"bh": "Benjamini–Hochberg", "bonferroni": "Bonferroni"}
+    if report.correction not in names:
+        return "p-values not corrected for the number of features"
+    flipped = [f.name for f in report.features if f.drifted_uncorrected and not f.drifted]
+    said = f"p-values adjusted for the number of features tested ({names[report.correction]})"
+    if flipped:
+        said += f"; drifted before correction only: {', '.join(flipped[:10])}"
+        said += f" (and {len(flipped) - 10} more)" if len(flipped) > 10 else ""
+    return html.escape(said)
+
+
+def _quality_table(report: DriftReport) -> str:
+    """Data quality of the current rows, for the features with a finding (nothing when none has)."""
+    issues = report.quality_issues
+    if not issues:
+        return (
+            "<h2>Data quality</h2>\n<p>No missing values beyond the reference's, no value outside its "
+            "range, no unseen category, no refused value.</p>"
+        )
+    by_name = {f.name: f for f in report.features}
+
+    def share(value: float | None) -> str:
+        return f"{value:.1%}" if value else ""
+
+    rows = "\n".join(
+        "<tr>"
+        f"<td>{html.escape(name)}</td>"
+        f'<td class="num">{share(found.get("current_missing"))}</td>'
+        f'<td class="num">{share(found.get("out_of_range"))}</td>'
+        f'<td class="num">{share(found.get("unseen_categories"))}</td>'
+        f'<td class="num">{found.get("type_violations") or ""}</td>'
+        f"<td>{html.escape(by_name[name].type_violation_example or '')}</td>"
+        "</tr>"
+        for name, found in issues.items()
+    )
+    unscored = (
+        f"<p>{report.rows_not_scored:,} of {report.current_rows:,} current rows hold a refused value: they "
+        "count in the feature drift, not in the prediction drift.</p>"
+        if report.rows_not_scored
+        else ""
+    )
+    return (
+        "<h2>Data quality</h2>\n<table>\n<thead><tr><th>feature</th><th>missing</th>"
+        "<th>outside training range</th><th>unseen categories</th><th>refused values</th>"
+        f"<th>first refusal</th></tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n{unscored}"
+    )
+
+
 def _section(feature: FeatureDrift, anchor: str, heading: str) -> str:
     css = "feature drifted" if feature.drifted else "feature"
+    adjusted = "" if feature.p_adjusted is None else f", adjusted {_score(feature.p_adjusted)}"
     detail = (
-        f"{html.escape(feature.test_title)} = {_score(feature.score)} (threshold {feature.threshold:g}); "
+        f"{html.escape(feature.test_title)} = {_score(feature.score)}{adjusted} "
+        f"(threshold {feature.threshold:g}); "
         f"missing: reference {feature.reference_missing:.1%}, current {feature.current_missing:.1%}"
     )
     return (
@@ -209,13 +266,16 @@ def render_html(report: DriftReport) -> str:
 </header>
 <p class="verdict {verdict}">Dataset drift: {verdict} — {drifted} of {total} features drifted
 (share {report.drifted_share:.3g}, threshold {report.drift_share:g})</p>
+<p class="meta">{_correction(report)}</p>
 <h2>Summary</h2>
 <table>
-<thead><tr><th>feature</th><th>kind</th><th>test</th><th>score</th><th>threshold</th><th>drifted</th></tr></thead>
+<thead><tr><th>feature</th><th>kind</th><th>test</th><th>score</th><th>adjusted p</th><th>threshold</th>
+<th>drifted</th></tr></thead>
 <tbody>
 {rows}
 </tbody>
 </table>
+{_quality_table(report)}
 <h2>Distributions: reference vs current</h2>
 {sections}
 </body>

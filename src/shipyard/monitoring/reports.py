@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from shipyard.config.loading import parse_config
@@ -31,6 +32,7 @@ class DriftReference:
     overrides: dict[str, DriftOverride]
     drift_share: float
     prediction_kind: str
+    correction: str = "bh"
 
 
 def reference_for(registry: ModelRegistry, name: str, ref: str | None = None) -> DriftReference:
@@ -46,6 +48,7 @@ def reference_for(registry: ModelRegistry, name: str, ref: str | None = None) ->
         overrides={c: DriftOverride(r.method, r.threshold) for c, r in config.monitoring.drift.items()},
         drift_share=config.monitoring.drift_share,
         prediction_kind="categorical" if config.dataset.task == "classification" else "numeric",
+        correction=config.monitoring.correction,
     )
 
 
@@ -55,8 +58,13 @@ def require_features(reference: DriftReference, current: pd.DataFrame) -> None:
         raise DataError(f"current data lacks feature(s) of {reference.name}: {', '.join(missing)}")
 
 
-def drift_against(reference: DriftReference, current: pd.DataFrame) -> DriftReport:
-    """``current`` must hold the features and a ``_prediction`` column."""
+def drift_against(
+    reference: DriftReference,
+    current: pd.DataFrame,
+    violations: dict[str, tuple[int, str]] | None = None,
+    rows_not_scored: int = 0,
+) -> DriftReport:
+    """``current`` must hold the features and a ``_prediction`` column (NaN where not scored)."""
     require_features(reference, current)
     return compute_drift(
         reference.frame,
@@ -68,6 +76,9 @@ def drift_against(reference: DriftReference, current: pd.DataFrame) -> DriftRepo
         overrides=reference.overrides,
         prediction_column=PREDICTION_COLUMN,
         prediction_kind=reference.prediction_kind,
+        correction=reference.correction,
+        violations=violations,
+        rows_not_scored=rows_not_scored,
     )
 
 
@@ -91,7 +102,9 @@ def drift_for_model(
     settings: Settings, name: str, current: pd.DataFrame, ref: str | None = None
 ) -> DriftReport:
     """Compare ``current`` rows with the reference of ``name`` (the champion unless ``ref`` says
-    otherwise); the model scores the current rows so prediction drift is reported too."""
+    otherwise); the model scores the current rows so prediction drift is reported too. Values the
+    model's rules refuse (a float in an integer column) are reported per feature, not a failure: the
+    rows they are in are left out of the prediction drift only."""
     registry = ModelRegistry(settings)
     reference = reference_for(registry, name, ref)
     require_features(reference, current)
@@ -100,8 +113,14 @@ def drift_for_model(
     ready = ReadyModel(
         loaded, fast_path=settings.fast_path, regression_rtol=settings.onnx_regression_rtol, bulk=True
     )
-    scored[PREDICTION_COLUMN] = ready.predict_frame(current)["prediction"].to_numpy()
-    return drift_against(reference, scored)
+    check = ready.check(current)
+    predictions = np.full(len(current), np.nan, dtype=object)
+    if check.good.any():
+        predictions[check.good] = ready.score(check.batch)["prediction"].to_numpy()
+    scored[PREDICTION_COLUMN] = (
+        predictions if ready.is_classifier else pd.to_numeric(pd.Series(predictions, index=scored.index))
+    )
+    return drift_against(reference, scored, check.refused, check.rejected)
 
 
 def model_task(registry: ModelRegistry, name: str, ref: str | None = None) -> str:

@@ -419,9 +419,23 @@ class FeatureDriftResult(Message):
     kind: str
     test: str
     test_title: str
-    score: float | None
+    score: float | None = Field(description="The test's statistic: the raw p-value for p-value tests.")
     threshold: float
-    drifted: bool
+    drifted: bool = Field(description="The verdict, on the adjusted p-value when a correction is on.")
+    p_adjusted: float | None = Field(
+        None, description="The p-value adjusted for the number of features tested (p-value tests only)."
+    )
+    drifted_uncorrected: bool | None = Field(
+        None, description="The verdict on the raw p-value (p-value tests, with a correction on)."
+    )
+    out_of_range: float | None = Field(
+        None, description="Share of the current values outside the reference's range (numeric features)."
+    )
+    unseen_categories: float | None = Field(
+        None, description="Share of the current values the reference never had (categorical features)."
+    )
+    type_violations: int = Field(0, description="Current values the model's input rules refuse.")
+    type_violation_example: str | None = Field(None, description="The first refused value's reason.")
     reference_rows: int
     current_rows: int
     reference_missing: float | None
@@ -440,11 +454,20 @@ class DriftReportBody(Message):
     drift_share: float
     features: list[FeatureDriftResult]
     prediction: FeatureDriftResult | None
+    correction: str = Field(
+        "none", description="How p-values were corrected for the number of features: bh, bonferroni, none."
+    )
     created_at: str
     report_id: str
     drifted_features: list[str]
     drifted_share: float
     dataset_drift: bool
+    rows_not_scored: int = Field(0, description="Current rows with a refused value (no prediction).")
+    quality_issues: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="feature -> its data-quality findings (missing share above the reference's, "
+        "out_of_range, unseen_categories, type_violations), for the features that have any.",
+    )
 
 
 class ReloadOutcome(Message):

@@ -1,0 +1,175 @@
+"""Drift alarms on scripted windows (issue 16): false alarms per 100 no-shift windows and detection of a
+covariate shift, with the p-value correction off (Evidently's behaviour), Benjamini-Hochberg (the
+default) and Bonferroni, on the two example datasets.
+
+Data, all generated here from what ships in data/raw (nothing downloaded):
+  iris      a per-species multivariate normal fitted to the 150 flowers (the features' correlations
+            kept), species drawn uniformly; reference 120 rows (what training keeps), windows of 200.
+  housing   rows bootstrapped from data/raw/housing.csv (the joint distribution kept): a reference of
+            1,000 rows (the p-value tests: KS, chi-squared, Z; set ``monitoring.reference_rows: 1000``)
+            and the default of up to 5,000 (2,344 training rows: distance tests, which no correction
+            touches); windows of 500 rows drawn from the rows not in the reference.
+Scenarios, each over --windows windows with a fresh draw per window:
+  no shift        current windows from the reference's distribution
+  covariate       one feature moved (iris petal_width +0.3 sd; housing gr_liv_area x1.10)
+For each: the share of windows where any feature is flagged, where the moved feature is flagged, and
+where the dataset verdict (``drift_share`` 0.5 of the features) says drift, per correction.
+Run: .venv/bin/python benchmarks/bench_monitoring.py [--windows 500]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import benchmark_parser, git_revision, machine_basics
+
+REPO = Path(__file__).resolve().parents[1]
+CORRECTIONS = ("none", "bh", "bonferroni")
+IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def iris_sampler(seed: int) -> Any:
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    fits = [
+        (data.data[data.target == k].mean(axis=0), np.cov(data.data[data.target == k], rowvar=False))
+        for k in range(3)
+    ]
+    sd = data.data.std(axis=0)
+    rng = np.random.default_rng(seed)
+
+    def draw(rows: int, shifted: bool = False) -> pd.DataFrame:
+        species = rng.integers(0, 3, rows)
+        values = np.empty((rows, 4))
+        for k, (mean, cov) in enumerate(fits):
+            at = species == k
+            values[at] = rng.multivariate_normal(mean, cov, int(at.sum()))
+        if shifted:
+            values[:, 3] += 0.3 * sd[3]
+        return pd.DataFrame(np.round(values, 1), columns=IRIS)
+
+    return draw, dict.fromkeys(IRIS, "numeric"), "petal_width"
+
+
+def housing_sampler(seed: int, reference_rows: int) -> tuple[Any, pd.DataFrame, dict[str, str], str]:
+    from shipyard.config.loading import load_config
+
+    config = load_config(REPO / "configs/housing.yaml")
+    features = config.feature_columns
+    kinds = {c: config.dataset.columns[c].feature_kind for c in features}
+    frame = pd.read_csv(REPO / "data/raw/housing.csv")[features]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(frame))
+    reference = frame.iloc[order[:reference_rows]].reset_index(drop=True)
+    pool = frame.iloc[order[reference_rows:]].reset_index(drop=True)
+
+    def draw(rows: int, shifted: bool = False) -> pd.DataFrame:
+        window = pool.iloc[rng.integers(0, len(pool), rows)].reset_index(drop=True)
+        if shifted:
+            window["gr_liv_area"] = (window["gr_liv_area"] * 1.10).round()
+        return window
+
+    return draw, reference, kinds, "gr_liv_area"
+
+
+def run_setting(
+    name: str, draw: Any, reference: pd.DataFrame, kinds: dict[str, str], moved: str, rows: int, windows: int
+) -> dict[str, Any]:
+    from shipyard.monitoring.drift import compute_drift
+
+    out: dict[str, Any] = {"reference_rows": len(reference), "window_rows": rows, "windows": windows}
+    started = time.perf_counter()
+    for scenario in ("no shift", "covariate"):
+        counts = {c: {"any_feature": 0, "moved_feature": 0, "dataset": 0} for c in CORRECTIONS}
+        tests: set[str] = set()
+        for _ in range(windows):
+            current = draw(rows, shifted=scenario == "covariate")
+            for correction in CORRECTIONS:
+                report = compute_drift(reference, current, kinds, correction=correction)
+                tests.update(f.test for f in report.features)
+                flagged = report.drifted_features
+                counts[correction]["any_feature"] += bool(flagged)
+                counts[correction]["moved_feature"] += moved in flagged
+                counts[correction]["dataset"] += report.dataset_drift
+        out[scenario] = {
+            c: {k: round(100 * v / windows, 2) for k, v in found.items()} for c, found in counts.items()
+        }
+        out["tests"] = sorted(tests)
+        print(f"  {name}, {scenario}: {out[scenario]}", flush=True)
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| data (reference rows, tests) | scenario | correction | windows with any feature flagged | "
+        "moved feature flagged | dataset drift |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for name, found in results.items():
+        label = f"{name} ({found['reference_rows']:,}, {', '.join(found['tests'])})"
+        for scenario in ("no shift", "covariate"):
+            for correction in CORRECTIONS:
+                row = found[scenario][correction]
+                moved = f"{row['moved_feature']:.1f}" if scenario == "covariate" else "–"
+                lines.append(
+                    f"| {label} | {scenario} | {correction} | {row['any_feature']:.1f} | {moved} | "
+                    f"{row['dataset']:.1f} |"
+                )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = benchmark_parser(
+        __doc__,
+        repeats=1,
+        output=REPO / "benchmarks" / "results" / "bench_monitoring.json",
+        cpu=None,
+        seed=0,
+    )
+    parser.add_argument("--windows", type=int, default=500, help="Windows per scenario and setting.")
+    parser.add_argument("--only", choices=["iris", "housing"], help="One dataset only.")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    if args.only in (None, "iris"):
+        draw, kinds, moved = iris_sampler(args.seed)
+        reference = draw(120)
+        print("iris", flush=True)
+        results["iris"] = run_setting("iris", draw, reference, kinds, moved, 200, args.windows)
+    if args.only in (None, "housing"):
+        for reference_rows in (1000, 2344):
+            draw, reference, kinds, moved = housing_sampler(args.seed, reference_rows)
+            print(f"housing, reference {reference_rows}", flush=True)
+            results[f"housing, reference {reference_rows}"] = run_setting(
+                "housing", draw, reference, kinds, moved, 500, args.windows
+            )
+    print()
+    print("Shares of windows, in percent (false alarms per 100 windows under 'no shift'):")
+    print(table(results))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps(
+            {
+                "revision": git_revision(REPO),
+                "machine": machine_basics(),
+                "seed": args.seed,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
