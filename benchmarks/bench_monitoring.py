@@ -12,9 +12,13 @@ Data, all generated here from what ships in data/raw (nothing downloaded):
 Scenarios, each over --windows windows with a fresh draw per window:
   no shift        current windows from the reference's distribution
   covariate       one feature moved (iris petal_width +0.3 sd; housing gr_liv_area x1.10)
+  joint           one feature shuffled within the window (iris petal_width, housing gr_liv_area): its
+                  distribution and every other one unchanged, its relation to the others gone
 For each: the share of windows where any feature is flagged, where the moved feature is flagged, and
-where the dataset verdict (``drift_share`` 0.5 of the features) says drift, per correction.
-Run: .venv/bin/python benchmarks/bench_monitoring.py [--windows 500]
+where the per-feature dataset verdict (``drift_share`` 0.5 of the features) says drift, per
+correction; and for the domain classifier (the multivariate score, once per window): the share of
+windows it calls drifted, how often the moved feature tops its list, its median AUROC and time.
+Run: .venv/bin/python benchmarks/bench_monitoring.py [--windows 200] [--only iris|housing]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from harness import benchmark_parser, git_revision, machine_basics
 REPO = Path(__file__).resolve().parents[1]
 CORRECTIONS = ("none", "bh", "bonferroni")
 IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+SCENARIOS = ("no shift", "covariate", "joint")
 
 
 def iris_sampler(seed: int) -> Any:
@@ -47,14 +52,16 @@ def iris_sampler(seed: int) -> Any:
     sd = data.data.std(axis=0)
     rng = np.random.default_rng(seed)
 
-    def draw(rows: int, shifted: bool = False) -> pd.DataFrame:
+    def draw(rows: int, shift: str = "") -> pd.DataFrame:
         species = rng.integers(0, 3, rows)
         values = np.empty((rows, 4))
         for k, (mean, cov) in enumerate(fits):
             at = species == k
             values[at] = rng.multivariate_normal(mean, cov, int(at.sum()))
-        if shifted:
+        if shift == "covariate":
             values[:, 3] += 0.3 * sd[3]
+        if shift == "joint":  # the same petal widths, no longer paired with their lengths
+            values[:, 3] = rng.permutation(values[:, 3])
         return pd.DataFrame(np.round(values, 1), columns=IRIS)
 
     return draw, dict.fromkeys(IRIS, "numeric"), "petal_width"
@@ -72,36 +79,64 @@ def housing_sampler(seed: int, reference_rows: int) -> tuple[Any, pd.DataFrame, 
     reference = frame.iloc[order[:reference_rows]].reset_index(drop=True)
     pool = frame.iloc[order[reference_rows:]].reset_index(drop=True)
 
-    def draw(rows: int, shifted: bool = False) -> pd.DataFrame:
-        window = pool.iloc[rng.integers(0, len(pool), rows)].reset_index(drop=True)
-        if shifted:
+    def draw(rows: int, shift: str = "") -> pd.DataFrame:
+        # without replacement: a row twice in one window is one the domain classifier can memorise
+        window = pool.iloc[rng.choice(len(pool), rows, replace=False)].reset_index(drop=True)
+        if shift == "covariate":
             window["gr_liv_area"] = (window["gr_liv_area"] * 1.10).round()
+        if shift == "joint":  # the same living areas, shuffled between the houses
+            window["gr_liv_area"] = rng.permutation(window["gr_liv_area"].to_numpy())
         return window
 
     return draw, reference, kinds, "gr_liv_area"
 
 
 def run_setting(
-    name: str, draw: Any, reference: pd.DataFrame, kinds: dict[str, str], moved: str, rows: int, windows: int
+    name: str,
+    draw: Any,
+    reference: pd.DataFrame,
+    kinds: dict[str, str],
+    moved: str,
+    rows: int,
+    windows: int,
+    shifted_windows: int,
 ) -> dict[str, Any]:
     from shipyard.monitoring.drift import compute_drift
+    from shipyard.monitoring.multivariate import DomainClassifierSettings, domain_classifier
 
-    out: dict[str, Any] = {"reference_rows": len(reference), "window_rows": rows, "windows": windows}
+    out: dict[str, Any] = {"reference_rows": len(reference), "window_rows": rows}
     started = time.perf_counter()
-    for scenario in ("no shift", "covariate"):
+    for scenario in SCENARIOS:
         counts = {c: {"any_feature": 0, "moved_feature": 0, "dataset": 0} for c in CORRECTIONS}
+        domain = {"drifted": 0, "moved_feature_named_first": 0}
+        aurocs, seconds = [], []
         tests: set[str] = set()
-        for _ in range(windows):
-            current = draw(rows, shifted=scenario == "covariate")
-            for correction in CORRECTIONS:
+        count = windows if scenario == "no shift" else shifted_windows
+        for window in range(count):
+            current = draw(rows, shift=scenario)
+            for correction in CORRECTIONS:  # the per-feature verdict alone (domain classifier apart)
                 report = compute_drift(reference, current, kinds, correction=correction)
                 tests.update(f.test for f in report.features)
                 flagged = report.drifted_features
                 counts[correction]["any_feature"] += bool(flagged)
                 counts[correction]["moved_feature"] += moved in flagged
                 counts[correction]["dataset"] += report.dataset_drift
+            found = domain_classifier(reference, current, kinds, DomainClassifierSettings(seed=window))
+            assert found is not None
+            domain["drifted"] += found.drifted
+            domain["moved_feature_named_first"] += bool(
+                found.top_features and found.top_features[0]["name"] == moved
+            )
+            aurocs.append(found.auroc)
+            seconds.append(found.seconds)
         out[scenario] = {
-            c: {k: round(100 * v / windows, 2) for k, v in found.items()} for c, found in counts.items()
+            c: {k: round(100 * v / count, 2) for k, v in found.items()} for c, found in counts.items()
+        }
+        out[scenario]["windows"] = count
+        out[scenario]["domain classifier"] = {
+            **{k: round(100 * v / count, 2) for k, v in domain.items()},
+            "median_auroc": round(float(np.median(aurocs)), 3),
+            "median_seconds": round(float(np.median(seconds)), 3),
         }
         out["tests"] = sorted(tests)
         print(f"  {name}, {scenario}: {out[scenario]}", flush=True)
@@ -111,20 +146,33 @@ def run_setting(
 
 def table(results: dict[str, Any]) -> str:
     lines = [
-        "| data (reference rows, tests) | scenario | correction | windows with any feature flagged | "
-        "moved feature flagged | dataset drift |",
+        "| data (reference rows, tests) | scenario | per-feature tests, correction | windows with any "
+        "feature flagged | moved feature flagged | dataset drift (share rule) |",
         "|---|---|---|---:|---:|---:|",
     ]
     for name, found in results.items():
         label = f"{name} ({found['reference_rows']:,}, {', '.join(found['tests'])})"
-        for scenario in ("no shift", "covariate"):
+        for scenario in SCENARIOS:
             for correction in CORRECTIONS:
                 row = found[scenario][correction]
-                moved = f"{row['moved_feature']:.1f}" if scenario == "covariate" else "–"
+                moved = f"{row['moved_feature']:.1f}" if scenario != "no shift" else "–"
                 lines.append(
                     f"| {label} | {scenario} | {correction} | {row['any_feature']:.1f} | {moved} | "
                     f"{row['dataset']:.1f} |"
                 )
+    lines += [
+        "",
+        "| data | scenario | domain classifier: windows drifted | moved feature named first | median "
+        "AUROC | median seconds |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, found in results.items():
+        for scenario in SCENARIOS:
+            row = found[scenario]["domain classifier"]
+            lines.append(
+                f"| {name} | {scenario} | {row['drifted']:.1f} | {row['moved_feature_named_first']:.1f} | "
+                f"{row['median_auroc']:.3f} | {row['median_seconds']:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -136,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         cpu=None,
         seed=0,
     )
-    parser.add_argument("--windows", type=int, default=500, help="Windows per scenario and setting.")
+    parser.add_argument("--windows", type=int, default=200, help="No-shift windows per setting.")
+    parser.add_argument(
+        "--shifted-windows", type=int, default=50, help="Windows per shifted scenario and setting."
+    )
     parser.add_argument("--only", choices=["iris", "housing"], help="One dataset only.")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
@@ -144,16 +195,21 @@ def main(argv: list[str] | None = None) -> int:
         draw, kinds, moved = iris_sampler(args.seed)
         reference = draw(120)
         print("iris", flush=True)
-        results["iris"] = run_setting("iris", draw, reference, kinds, moved, 200, args.windows)
+        results["iris"] = run_setting(
+            "iris", draw, reference, kinds, moved, 200, args.windows, args.shifted_windows
+        )
     if args.only in (None, "housing"):
         for reference_rows in (1000, 2344):
             draw, reference, kinds, moved = housing_sampler(args.seed, reference_rows)
             print(f"housing, reference {reference_rows}", flush=True)
             results[f"housing, reference {reference_rows}"] = run_setting(
-                "housing", draw, reference, kinds, moved, 500, args.windows
+                "housing", draw, reference, kinds, moved, 500, args.windows, args.shifted_windows
             )
     print()
-    print("Shares of windows, in percent (false alarms per 100 windows under 'no shift'):")
+    print(
+        f"Shares of windows, in percent (false alarms per 100 windows under 'no shift'; {args.windows} "
+        f"no-shift windows and {args.shifted_windows} per shifted scenario):"
+    )
     print(table(results))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(

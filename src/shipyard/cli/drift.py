@@ -100,6 +100,17 @@ def drift(
         ),
         soft_wrap=True,
     )
+    found = report.multivariate
+    if found is not None:
+        used = ", ".join(str(f["name"]) for f in found.top_features)
+        console.print(
+            f"multivariate (domain classifier on {found.reference_rows} + {found.current_rows} rows): AUROC "
+            f"{found.auroc:.3f} (threshold {found.threshold:g}, p {found.p_value:.2g}) — "
+            + (
+                "[red]drift[/]" + (f"; it used most: {used}" if used else "") if found.drifted else "no drift"
+            ),
+            soft_wrap=True,
+        )
     issues = report.quality_issues
     if issues:
         console.print(

@@ -196,6 +196,19 @@ class DriftOverrideConfig(StrictModel):
     threshold: float | None = Field(None, ge=0)
 
 
+class DomainClassifierConfig(StrictModel):
+    """The multivariate drift score: a classifier trained to tell reference rows from current ones."""
+
+    enabled: bool = Field(True, description="Compute it with every drift report.")
+    threshold: float = Field(
+        0.55,
+        gt=0.5,
+        lt=1,
+        description="Cross-validated AUROC above which (and significant) the data drifted.",
+    )
+    max_rows: int = Field(2000, ge=100, description="Rows sampled from each side (bounds the cost).")
+
+
 class MonitoringConfig(StrictModel):
     """Drift settings: the dataset drifts when ``drift_share`` of its features drift."""
 
@@ -206,6 +219,7 @@ class MonitoringConfig(StrictModel):
         "drifted: bh (Benjamini-Hochberg, the false discovery rate), bonferroni (the family-wise error "
         "rate) or none (Evidently's default: every test at its own threshold).",
     )
+    domain_classifier: DomainClassifierConfig = Field(default_factory=DomainClassifierConfig)
     drift: dict[str, DriftOverrideConfig] = Field(
         default_factory=dict, description="Per-feature test and threshold (default: chosen like Evidently)."
     )

@@ -5,7 +5,8 @@ for numeric features with more than 5 distinct values, chi-squared for categoric
 numeric features, a two-proportion Z-test for binary ones, drift at p < 0.05; with a larger reference,
 the normed Wasserstein distance for numeric and Jensen–Shannon for the rest, drift at 0.1. Method and
 threshold can be set per feature, among the tests made for the feature's kind. The dataset drifts when
-the share of drifted features reaches ``drift_share``. Pure: frames in, a report out.
+the share of drifted features reaches ``drift_share``, or when the domain classifier
+(``monitoring.domain_classifier``) tells current rows from reference rows. Pure: frames in, a report out.
 
 Many features tested at p < 0.05 raise false alarms by construction, so the p-values of the features
 tested with a p-value test (KS, chi-squared, Z) are corrected for how many there are before a feature
@@ -28,6 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shipyard.monitoring.multivariate import (
+    DomainClassifierResult,
+    DomainClassifierSettings,
+    domain_classifier,
+)
 from shipyard.monitoring.stattests import StatTest, get_stattest
 
 SMALL_REFERENCE = 1000
@@ -89,6 +95,7 @@ class DriftReport:
     prediction: FeatureDrift | None = None
     correction: str = "none"
     rows_not_scored: int = 0  # current rows the model refused (type violations): not in prediction drift
+    multivariate: DomainClassifierResult | None = None  # the domain classifier, when it ran
     created_at: str = field(default_factory=lambda: datetime.now(tz=UTC).isoformat(timespec="seconds"))
 
     @property
@@ -101,7 +108,9 @@ class DriftReport:
 
     @property
     def dataset_drift(self) -> bool:
-        return bool(self.features) and self.drifted_share >= self.drift_share
+        """``drift_share`` of the features drifted, or the domain classifier tells the sides apart."""
+        by_share = bool(self.features) and self.drifted_share >= self.drift_share
+        return by_share or bool(self.multivariate and self.multivariate.drifted)
 
     @property
     def quality_issues(self) -> dict[str, dict[str, Any]]:
@@ -253,10 +262,12 @@ def compute_drift(
     correction: str = "bh",
     violations: dict[str, tuple[int, str]] | None = None,
     rows_not_scored: int = 0,
+    domain: DomainClassifierSettings | None = None,
 ) -> DriftReport:
     """Per-feature drift of ``current`` against ``reference``, p-values corrected by ``correction``;
     features missing from ``current`` are reported as an error by the caller, not silently skipped.
-    ``violations``: per feature, the values the model's rules refused (count, first reason)."""
+    ``violations``: per feature, the values the model's rules refused (count, first reason);
+    ``domain``: also train the domain classifier (the multivariate score) with these settings."""
     overrides = overrides or {}
     violations = violations or {}
     features = [
@@ -279,6 +290,7 @@ def compute_drift(
         prediction,
         correction,
         rows_not_scored,
+        domain_classifier(reference, current, feature_kinds, domain) if domain else None,
     )
 
 

@@ -38,6 +38,12 @@ class MonitorGauges:
             ["model"],
             registry=r,
         )
+        self.domain_auroc = Gauge(
+            "shipyard_domain_classifier_auroc",
+            "Cross-validated AUROC of the domain classifier (reference vs the latest window; 0.5: alike).",
+            ["model"],
+            registry=r,
+        )
         self.drift_version = Gauge(
             "shipyard_drift_version_info",
             "The version whose drift the shipyard_*drift* gauges show (the one that answered most rows).",
@@ -93,6 +99,8 @@ class MonitorGauges:
             self.feature_quality.labels(report.model, feature.name, "type_violations").set(
                 feature.type_violations
             )
+        if report.multivariate is not None:
+            self.domain_auroc.labels(report.model).set(report.multivariate.auroc)
         self.dataset_drift_share.labels(report.model).set(report.drifted_share)
         self.dataset_drift.labels(report.model).set(1 if report.dataset_drift else 0)
         for sample in [s for metric in self.drift_version.collect() for s in metric.samples]:

@@ -184,6 +184,20 @@ def _correction(report: DriftReport) -> str:
     return html.escape(said)
 
 
+def _multivariate(report: DriftReport) -> str:
+    found = report.multivariate
+    if found is None:
+        return ""
+    used = ", ".join(f"{f['name']} ({float(f['importance']):.3f})" for f in found.top_features)
+    return (
+        f'<p class="meta">Multivariate (a domain classifier telling current from reference rows, '
+        f"{found.reference_rows:,} + {found.current_rows:,} rows): AUROC {found.auroc:.3f}, threshold "
+        f"{found.threshold:g}, p {found.p_value:.2g}: <strong>{_yes_no(found.drifted)}</strong>"
+        + (f"; the features it used most: {html.escape(used)}" if used else "")
+        + "</p>"
+    )
+
+
 def _quality_table(report: DriftReport) -> str:
     """Data quality of the current rows, for the features with a finding (nothing when none has)."""
     issues = report.quality_issues
@@ -267,6 +281,7 @@ def render_html(report: DriftReport) -> str:
 <p class="verdict {verdict}">Dataset drift: {verdict} — {drifted} of {total} features drifted
 (share {report.drifted_share:.3g}, threshold {report.drift_share:g})</p>
 <p class="meta">{_correction(report)}</p>
+{_multivariate(report)}
 <h2>Summary</h2>
 <table>
 <thead><tr><th>feature</th><th>kind</th><th>test</th><th>score</th><th>adjusted p</th><th>threshold</th>

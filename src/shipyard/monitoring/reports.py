@@ -13,6 +13,7 @@ from shipyard.config.settings import Settings
 from shipyard.errors import DataError
 from shipyard.inference import ReadyModel
 from shipyard.monitoring.drift import DriftOverride, DriftReport, compute_drift
+from shipyard.monitoring.multivariate import DomainClassifierSettings
 from shipyard.monitoring.store import MonitoringStore
 from shipyard.registry.artifacts import PREDICTION_COLUMN
 from shipyard.registry.lineage import TAG_PREFIX
@@ -33,6 +34,7 @@ class DriftReference:
     drift_share: float
     prediction_kind: str
     correction: str = "bh"
+    domain: DomainClassifierSettings | None = None
 
 
 def reference_for(registry: ModelRegistry, name: str, ref: str | None = None) -> DriftReference:
@@ -49,6 +51,11 @@ def reference_for(registry: ModelRegistry, name: str, ref: str | None = None) ->
         drift_share=config.monitoring.drift_share,
         prediction_kind="categorical" if config.dataset.task == "classification" else "numeric",
         correction=config.monitoring.correction,
+        domain=(
+            DomainClassifierSettings(dc.threshold, dc.max_rows)
+            if (dc := config.monitoring.domain_classifier).enabled
+            else None
+        ),
     )
 
 
@@ -79,6 +86,7 @@ def drift_against(
         correction=reference.correction,
         violations=violations,
         rows_not_scored=rows_not_scored,
+        domain=reference.domain,
     )
 
 

@@ -446,6 +446,21 @@ class FeatureDriftResult(Message):
     current_shares: list[float | None]
 
 
+class DomainClassifierBody(Message):
+    auroc: float = Field(
+        description="Cross-validated AUROC of a classifier telling current from reference rows."
+    )
+    threshold: float
+    p_value: float = Field(description="One-sided Mann-Whitney p-value of the out-of-fold scores.")
+    drifted: bool
+    reference_rows: int
+    current_rows: int
+    seconds: float
+    top_features: list[dict[str, float | str]] = Field(
+        default_factory=list, description="When drifted: the features it used most (permutation importance)."
+    )
+
+
 class DriftReportBody(Message):
     model: str
     version: str | None
@@ -463,6 +478,9 @@ class DriftReportBody(Message):
     drifted_share: float
     dataset_drift: bool
     rows_not_scored: int = Field(0, description="Current rows with a refused value (no prediction).")
+    multivariate: DomainClassifierBody | None = Field(
+        None, description="The domain classifier (one multivariate score); part of dataset_drift."
+    )
     quality_issues: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="feature -> its data-quality findings (missing share above the reference's, "
