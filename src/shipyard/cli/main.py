@@ -17,6 +17,7 @@ from shipyard.cli import batch as batch_cli
 from shipyard.cli import models as models_cli
 from shipyard.cli import stack as stack_cli
 from shipyard.cli.drift import drift
+from shipyard.cli.explain import explain
 from shipyard.cli.monitor import monitor
 from shipyard.cli.output import error
 from shipyard.cli.predict import predict
@@ -43,6 +44,10 @@ app.command(help="Load and validate a config's data and write the validated rows
 app.command(help="Score a CSV or Parquet file locally with a registered model (default: the champion).")(
     predict
 )
+app.command(
+    help="Explain a registered model's answers for the rows of a file: per row, each feature's TreeSHAP "
+    "attribution (one-hot columns summed back to their feature)."
+)(explain)
 app.command(help="Serve the registered champions over HTTP (uvicorn + FastAPI).")(serve)
 app.command(
     help="Run the monitor role (one per deployment): drift per served version and live quality from the "

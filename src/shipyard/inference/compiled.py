@@ -123,14 +123,11 @@ class CompiledForest:
         return np.cumsum(values, axis=1)[:, -1] / self.trees
 
 
-class CompiledPipeline:
-    """The engine: blocks of preprocessing, then the forest. Regressors only (classifiers have ONNX)."""
+class CompiledFeatures:
+    """A fitted ColumnTransformer's blocks: a batch to the model's float64 feature matrix."""
 
-    name = "compiled"
-
-    def __init__(self, blocks: list[Block], forest: CompiledForest, width: int) -> None:
+    def __init__(self, blocks: list[Block], width: int) -> None:
         self.blocks = blocks
-        self.forest = forest
         self.width = width
 
     def transform(self, batch: Batch) -> np.ndarray:
@@ -138,8 +135,42 @@ class CompiledPipeline:
         parts = [block.transform(batch, n) for block in self.blocks]
         return np.hstack(parts) if len(parts) > 1 else parts[0]
 
+
+class CompiledPipeline:
+    """The engine: blocks of preprocessing, then the forest. Regressors only (classifiers have ONNX)."""
+
+    name = "compiled"
+
+    def __init__(self, features: CompiledFeatures, forest: CompiledForest) -> None:
+        self.features = features
+        self.forest = forest
+
+    def transform(self, batch: Batch) -> np.ndarray:
+        return self.features.transform(batch)
+
     def predict(self, batch: Batch) -> tuple[np.ndarray, np.ndarray | None]:
         return self.forest.mean(self.transform(batch)), None
+
+
+def compile_features(preprocess: Any, width: int) -> CompiledFeatures:
+    """The compiled preprocessing of a fitted ColumnTransformer whose estimator takes ``width`` features."""
+    from sklearn.compose import ColumnTransformer
+
+    if not isinstance(preprocess, ColumnTransformer):
+        raise UnsupportedModelError(f"{type(preprocess).__name__} is not a ColumnTransformer")
+    if getattr(preprocess, "sparse_output_", False):
+        raise UnsupportedModelError("sparse preprocessing output")
+    blocks: list[Block] = []
+    for name, transformer, columns in preprocess.transformers_:
+        if transformer == "drop" or len(columns) == 0:
+            continue
+        if not all(isinstance(c, str) for c in columns):
+            raise UnsupportedModelError(f"transformer {name} selects columns by position")
+        blocks.append(_block(name, transformer, list(columns)))
+    found = sum(len(b.columns) if isinstance(b, NumericBlock) else b.width for b in blocks)
+    if found != width:
+        raise UnsupportedModelError(f"preprocessing gives {found} features, the estimator takes {width}")
+    return CompiledFeatures(blocks, found)
 
 
 def compile_pipeline(model: Any) -> CompiledPipeline:
@@ -158,21 +189,7 @@ def compile_pipeline(model: Any) -> CompiledPipeline:
         trees = [estimator]
     else:
         raise UnsupportedModelError(f"{type(estimator).__name__} is not a tree regressor")
-    if getattr(preprocess, "sparse_output_", False):
-        raise UnsupportedModelError("sparse preprocessing output")
-    blocks: list[Block] = []
-    for name, transformer, columns in preprocess.transformers_:
-        if transformer == "drop" or len(columns) == 0:
-            continue
-        if not all(isinstance(c, str) for c in columns):
-            raise UnsupportedModelError(f"transformer {name} selects columns by position")
-        blocks.append(_block(name, transformer, list(columns)))
-    width = sum(len(b.columns) if isinstance(b, NumericBlock) else b.width for b in blocks)
-    if width != estimator.n_features_in_:
-        raise UnsupportedModelError(
-            f"preprocessing gives {width} features, the estimator takes {estimator.n_features_in_}"
-        )
-    return CompiledPipeline(blocks, CompiledForest(trees), width)
+    return CompiledPipeline(compile_features(preprocess, estimator.n_features_in_), CompiledForest(trees))
 
 
 def _block(name: str, transformer: Any, columns: list[str]) -> Block:

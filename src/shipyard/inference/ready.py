@@ -10,7 +10,7 @@ bad value the same error, whichever way it comes in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from shipyard.inference.engines import Engine, select_engine
 from shipyard.inference.frames import FrameCheck, check_frame
 from shipyard.inference.records import Batch, InputSchema
 from shipyard.registry.models import LoadedModel
+
+if TYPE_CHECKING:
+    from shipyard.inference.explain import Explanation, TreeExplainer
 
 SHOWN_ROWS = 5
 PREDICTION = "prediction"
@@ -51,6 +54,7 @@ class ReadyModel:
         # asked on every request: read once (the fitted model does not change once loaded)
         self._classifier = loaded.is_classifier
         self._class_names = [str(c) for c in loaded.classes or []] if self._classifier else []
+        self._explainer: TreeExplainer | None = None
 
     @property
     def name(self) -> str:
@@ -89,6 +93,16 @@ class ReadyModel:
             return Prediction(labels, None, classes)
         table = [dict(zip(classes, row, strict=True)) for row in np.asarray(proba, dtype=float).tolist()]
         return Prediction(labels, table, classes)
+
+    def explain(self, batch: Batch, top_k: int = 5) -> list[Explanation]:
+        """TreeSHAP attributions of this model's answers for a validated batch, per raw feature; the
+        explainer is built on first use (ExplainUnsupportedError when the model has no tree model)."""
+        if self._explainer is None:
+            from shipyard.inference.explain import TreeExplainer
+
+            self._explainer = TreeExplainer(self.loaded)
+        answer = self.predict(batch, probabilities=True)
+        return self._explainer.explain(batch, answer.values, answer.probabilities, top_k)
 
     # --- files and frames -----------------------------------------------------------------------
     def check(self, frame: pd.DataFrame) -> FrameCheck:

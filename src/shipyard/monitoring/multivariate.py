@@ -81,11 +81,7 @@ def domain_classifier(
 ) -> DomainClassifierResult | None:
     """The cross-validated AUROC of reference vs current, or None when either side has too few rows
     to cross-validate (fewer than ``FOLDS``)."""
-    from scipy.stats import mannwhitneyu
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.inspection import permutation_importance
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     settings = settings or DomainClassifierSettings()
     if len(reference) < FOLDS or len(current) < FOLDS or not kinds:
@@ -96,6 +92,26 @@ def domain_classifier(
     cur = _sample(current, settings.max_rows, rng)
     X, categorical = _design(ref, cur, kinds)
     y = np.r_[np.zeros(len(ref), dtype=int), np.ones(len(cur), dtype=int)]
+    with threadpool_limits(limits=1, user_api="openmp"):  # one core: it may share a process with serving
+        return _classify(X, y, categorical, list(kinds), ref, cur, settings, rng, started)
+
+
+def _classify(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    categorical: list[bool],
+    names: list[str],
+    ref: pd.DataFrame,
+    cur: pd.DataFrame,
+    settings: DomainClassifierSettings,
+    rng: np.random.Generator,
+    started: float,
+) -> DomainClassifierResult:
+    from scipy.stats import mannwhitneyu
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     def model() -> HistGradientBoostingClassifier:
         return HistGradientBoostingClassifier(
@@ -120,7 +136,6 @@ def domain_classifier(
             fitted, X.iloc[pick], y[pick], scoring="roc_auc", n_repeats=2, random_state=settings.seed
         )
         order = np.argsort(found.importances_mean)[::-1][:TOP_FEATURES]
-        names = list(kinds)
         top = [
             {"name": names[i], "importance": round(float(found.importances_mean[i]), 4)}
             for i in order

@@ -32,7 +32,7 @@ from shipyard.serving.lifespan import make_lifespan
 from shipyard.serving.metrics import ServiceMetrics
 from shipyard.serving.middleware import RequestContextMiddleware
 from shipyard.serving.responses import FastJSONResponse
-from shipyard.serving.routes import batch, feedback, invocations, operations, predict, v2
+from shipyard.serving.routes import batch, explain, feedback, invocations, operations, predict, v2
 from shipyard.serving.schemas import install_openapi
 
 log = logging.getLogger("shipyard.serving")
@@ -119,6 +119,7 @@ def create_app(
     install_error_handlers(app)
     for router in (
         predict.router,
+        explain.router,
         invocations.router,
         v2.router,
         operations.router,

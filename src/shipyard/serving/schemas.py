@@ -157,6 +157,31 @@ class PredictResponse(Message):
     )
 
 
+class FeatureAttribution(Message):
+    feature: str
+    attribution: float
+
+
+class ExplainedRecord(Message):
+    prediction: Label = Field(description="The answer, as POST /models/{name}/predict gives it.")
+    explained: str = Field(
+        description="What the attributions add up to: 'probability of class X' or 'predicted value'."
+    )
+    output: float = Field(description="That output: the predicted class's probability, or the value.")
+    base_value: float = Field(description="The model's average output over its training data.")
+    attributions: dict[str, float] = Field(description="Input feature -> its share of output - base_value.")
+    top: list[FeatureAttribution] = Field(description="The top_k features by absolute attribution.")
+    additivity_error: float = Field(description="|base_value + sum(attributions) - output|.")
+
+
+class ExplainResponse(Message):
+    model: str
+    version: str
+    variant: str
+    request_id: str
+    explanations: list[ExplainedRecord] = Field(description="One per record, in order.")
+
+
 # --- MLflow's scoring protocol: /invocations -------------------------------------------------------------
 
 Params = Annotated[
