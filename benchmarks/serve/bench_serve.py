@@ -429,9 +429,15 @@ def parse_wrk(text: str) -> WrkResult:
 
 
 def run_wrk(
-    args: argparse.Namespace, port: int, body: Path, seconds: int, pin: list[str], env: dict[str, str]
+    args: argparse.Namespace,
+    port: int,
+    body: Path,
+    seconds: int,
+    pin: list[str],
+    env: dict[str, str],
+    path: str = "/invocations",
 ) -> WrkResult:
-    """One wrk run against /invocations with the Lua script posting ``body``."""
+    """One wrk run against ``path`` (/invocations) with the Lua script posting ``body``."""
     cmd = [
         *pin,
         args.wrk,
@@ -441,7 +447,7 @@ def run_wrk(
         "--latency",
         "-s",
         str(LUA),
-        f"http://127.0.0.1:{port}/invocations",
+        f"http://127.0.0.1:{port}{path}",
     ]
     proc = subprocess.run(
         cmd, env=child_env(env, {"BODY_FILE": str(body)}), capture_output=True, text=True, check=False
