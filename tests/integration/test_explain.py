@@ -117,7 +117,9 @@ def test_explain_limits_and_errors(served: Settings) -> None:
         bad = client.post("/models/iris/explain", json={**IRIS[0], "petal_width": "wide"})
         assert bad.status_code == 422 and "petal_width" in bad.text
         assert client.post("/models/wine/explain", json=IRIS[0]).status_code == 404
-        assert client.post("/models/iris/explain?top_k=0", json=IRIS[0]).status_code == 422
+        for query in ("top_k=0", "top_k=abc", "top_k=101"):
+            refused = client.post(f"/models/iris/explain?{query}", json=IRIS[0])
+            assert refused.status_code == 422 and "top_k" in refused.text, (query, refused.text)
 
 
 def test_a_model_without_trees_is_refused_by_name(settings: Settings, iris_config: ConfigFactory) -> None:

@@ -73,6 +73,6 @@ def test_the_domain_classifier_is_configured() -> None:
     from shipyard.config.pipeline import MonitoringConfig
 
     config = MonitoringConfig()
-    assert config.domain_classifier.enabled and config.domain_classifier.threshold == 0.55
+    assert config.domain_classifier.enabled and config.domain_classifier.threshold == 0.6
     with pytest.raises(ValidationError, match="threshold"):
         MonitoringConfig(domain_classifier={"threshold": 0.4})

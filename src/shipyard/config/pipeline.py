@@ -201,7 +201,7 @@ class DomainClassifierConfig(StrictModel):
 
     enabled: bool = Field(True, description="Compute it with every drift report.")
     threshold: float = Field(
-        0.55,
+        0.6,
         gt=0.5,
         lt=1,
         description="Cross-validated AUROC above which (and significant) the data drifted.",

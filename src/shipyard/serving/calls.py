@@ -26,6 +26,7 @@ class Call:
     # set by a handler that renders its own answer (V2 binary outputs) instead of returning JSON
     encoded: bytes | None = None
     media_type: str = "application/json"
+    query: bytes = b""  # the raw query string (explain's top_k)
 
     def routing_key(self, container: Any) -> str | None:
         """The A/B key: the header's, else the configured field taken out of ``container`` (a record, the
@@ -50,6 +51,7 @@ async def call_from_request(request: Request) -> Call:
         str(getattr(request.state, "request_id", "")),
         headers.get(svc.settings.ab_key_header),
         headers.get("inference-header-content-length"),
+        query=request.scope.get("query_string", b""),
     )
 
 

@@ -1,4 +1,4 @@
-"""The fast lane: the four prediction routes answered straight from ASGI, in front of FastAPI's router.
+"""The fast lane: the prediction routes and explain, answered straight from ASGI before FastAPI's router.
 
 Profiled under load, FastAPI's routing, exception and dependency layers cost more per request than
 reading, validating and predicting a single row. The prediction handlers are plain functions
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipyard.serving.calls import Call
 from shipyard.serving.deps import Services
 from shipyard.serving.errors import problem
+from shipyard.serving.routes.explain import handle_explain
 from shipyard.serving.routes.invocations import handle_invocations
 from shipyard.serving.routes.predict import handle_predict
 from shipyard.serving.routes.v2 import handle_infer
@@ -40,6 +41,11 @@ def _invocations(call: Call, _: str | None) -> Awaitable[dict[str, Any]]:
     return handle_invocations(call)
 
 
+def _explain(call: Call, name: str | None) -> Awaitable[dict[str, Any]]:
+    assert name is not None
+    return handle_explain(call, name)
+
+
 def _infer(call: Call, name: str | None) -> Awaitable[dict[str, Any]]:
     assert name is not None
     return handle_infer(call, name)
@@ -51,6 +57,7 @@ _EXACT: dict[str, tuple[Handler, _Route]] = {
 }
 _PATTERNS: list[tuple[re.Pattern[str], Handler, _Route]] = [
     (re.compile(r"^/models/([^/]+)/predict$"), handle_predict, _Route("/models/{name}/predict")),
+    (re.compile(r"^/models/([^/]+)/explain$"), _explain, _Route("/models/{name}/explain")),
     (re.compile(r"^/v2/models/([^/]+)/infer$"), _infer, _Route("/v2/models/{name}/infer")),
 ]
 
@@ -95,7 +102,16 @@ class FastLane:
         media_type, encoded = b"application/json", None
         try:
             body = await _read_body(receive)
-            call = Call(self.services, body, content_type, authorization, request_id, ab_key, header_length)
+            call = Call(
+                self.services,
+                body,
+                content_type,
+                authorization,
+                request_id,
+                ab_key,
+                header_length,
+                query=scope.get("query_string", b""),
+            )
             status, payload = 200, await handler(call, name)
             headers = call.response_headers
             encoded = call.encoded  # set when the handler rendered its own bytes (V2 binary outputs)

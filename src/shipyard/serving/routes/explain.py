@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.errors import InvalidRequestError
-from shipyard.serving.calls import call_from_request
+from shipyard.serving.calls import Call, call_from_request
 from shipyard.serving.deps import authorize
 from shipyard.serving.parsing import (
     JSON_TYPES,
@@ -24,6 +25,8 @@ from shipyard.serving.schemas import IRIS, IRIS_2, ExplainResponse, PredictReque
 router = APIRouter(tags=["predict"])
 
 MAX_EXPLAIN_ROWS = 100  # TreeSHAP on a deep forest costs tens of ms a row: explanations are for a few
+TOP_K = 5
+MAX_TOP_K = 100
 
 _BODY = request_body(PredictRequest, examples={"one": IRIS, "many": {"records": [IRIS, IRIS_2]}})
 
@@ -46,11 +49,33 @@ _BODY = request_body(PredictRequest, examples={"one": IRIS, "many": {"records": 
 async def explain_named(
     name: str,
     request: Request,
-    top_k: Annotated[int, Query(ge=1, le=100, description="How many features to list first.")] = 5,
+    top_k: Annotated[int, Query(ge=1, le=100, description="How many features to list first.")] = TOP_K,
 ) -> FastJSONResponse:
+    # the fast lane answers this route in front of FastAPI; this one documents it (and answers the same)
     call = await call_from_request(request)
+    return FastJSONResponse(await handle_explain(call, name), headers=call.response_headers)
+
+
+def _top_k(query: bytes) -> int:
+    values = parse_qs(query.decode("latin-1")).get("top_k")
+    if not values:
+        return TOP_K
+    try:
+        found = int(values[-1])
+    except ValueError:
+        found = 0
+    if not 1 <= found <= MAX_TOP_K:
+        msg = f"expected a whole number from 1 to {MAX_TOP_K}, got {values[-1][:20]!r}"
+        raise InvalidRequestError(
+            f"invalid query: top_k: {msg}", [{"loc": ["query", "top_k"], "msg": msg, "type": "int_range"}]
+        )
+    return found
+
+
+async def handle_explain(call: Call, name: str) -> dict[str, Any]:
     svc = call.svc
     authorize(call.authorization, svc, "predict")
+    top_k = _top_k(call.query)
     require_media_type(call.content_type, JSON_TYPES)
     body = parse_json(call.body)
     route = route_for(call, name, body)
@@ -62,8 +87,11 @@ async def explain_named(
             [{"loc": loc, "msg": f"at most {MAX_EXPLAIN_ROWS} records", "type": "too_long"}],
         )
     batch = batch_from_records(model.schema, records, loc, svc.settings.max_rows)
-    explanations = await run_in_threadpool(model.explain, batch, top_k)
-    answer: dict[str, Any] = {
+    if model.explain_inline(len(records)):
+        explanations = model.explain(batch, top_k)
+    else:  # the first call builds the explainer; a deep forest takes tens of ms a row
+        explanations = await run_in_threadpool(model.explain, batch, top_k)
+    return {
         "model": model.name,
         "version": model.version,
         "variant": route.variant,
@@ -81,4 +109,3 @@ async def explain_named(
             for e in explanations
         ],
     }
-    return FastJSONResponse(answer, headers=call.response_headers)
