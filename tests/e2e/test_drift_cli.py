@@ -48,7 +48,14 @@ def test_drift_report_from_a_file(shipyard: Runner, workspace: Path) -> None:
     assert report["prediction"]["drifted"] is True  # the shift changes what the model predicts
     assert {f["name"]: f["test"] for f in report["features"]}["petal_length"] == "ks"
     page = (workspace / "loud.html").read_text()
-    assert page.count("<img") == 5 and "http://" not in page and "https://" not in page
+    # a plot per feature and the prediction, and the mean |attribution| plot (50 rows a side by default)
+    assert page.count("<img") == 6 and "http://" not in page and "https://" not in page
+    assert "mean |attribution| per feature" in page
+    attributions = report["attributions"]
+    assert attributions["rows"] == {"reference": 50, "current": 50}
+    assert set(attributions["current"]) == {"sepal_length", "sepal_width", "petal_length", "petal_width"}
+    # the model answers by the petals, before and after the shift
+    assert max(attributions["reference"], key=attributions["reference"].get).startswith("petal")
 
     missing = shipyard("drift", "iris", "--current", "rows.csv")
     assert missing.code == 3 and "input file not found" in missing.stderr

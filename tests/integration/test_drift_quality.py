@@ -100,3 +100,7 @@ def test_the_cli_reports_instead_of_stopping(
     assert "Data quality" in page and "Atlantis" not in page.split("Data quality")[0]
     assert "expected an integer" in page
     assert np.isfinite(report["drifted_share"])
+    # explanations of both sides on 50 sampled rows each, one mean |attribution| per raw feature
+    assert report["attributions"]["rows"] == {"reference": 50, "current": 50}
+    assert len(report["attributions"]["current"]) == len(report["features"]) == 79
+    assert "mean |attribution| per feature" in page

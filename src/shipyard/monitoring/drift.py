@@ -96,6 +96,9 @@ class DriftReport:
     correction: str = "none"
     rows_not_scored: int = 0  # current rows the model refused (type violations): not in prediction drift
     multivariate: DomainClassifierResult | None = None  # the domain classifier, when it ran
+    # mean |TreeSHAP attribution| per feature on a sample of each side, when the caller asked for it:
+    # {"rows": {"reference": n, "current": n}, "reference": {feature: value}, "current": {...}}
+    attributions: dict[str, Any] | None = None
     created_at: str = field(default_factory=lambda: datetime.now(tz=UTC).isoformat(timespec="seconds"))
 
     @property

@@ -15,6 +15,7 @@ import html
 import io
 import math
 from itertools import pairwise
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -198,6 +199,37 @@ def _multivariate(report: DriftReport) -> str:
     )
 
 
+def attribution_figure(attributions: dict[str, Any], top: int = 15) -> Figure:
+    """Mean |attribution| per feature, reference vs current, the features the current side leans on most."""
+    current, reference = attributions["current"], attributions["reference"]
+    names = sorted(current, key=lambda n: -max(current[n], reference.get(n, 0.0)))[:top][::-1]
+    fig = Figure(figsize=(6.4, 0.28 * len(names) + 1.2), dpi=DPI)
+    ax = fig.subplots()
+    ys = range(len(names))
+    ax.barh([y + 0.2 for y in ys], [reference.get(n, 0.0) for n in names], height=0.4, label="reference")
+    ax.barh([y - 0.2 for y in ys], [current[n] for n in names], height=0.4, label="current")
+    ax.set_yticks(list(ys), names, fontsize=7)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_xlabel("mean |attribution|", fontsize=8)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    fig.subplots_adjust(left=0.3, right=0.97, top=0.97, bottom=0.8 / (0.28 * len(names) + 1.2))
+    return fig
+
+
+def _attributions(report: DriftReport) -> str:
+    found = report.attributions
+    if not found:
+        return ""
+    rows = found["rows"]
+    encoded = base64.b64encode(figure_png(attribution_figure(found))).decode("ascii")
+    return (
+        "<h2>What the model leans on: mean |attribution| per feature</h2>\n"
+        f"<p>TreeSHAP on {rows['reference']:,} reference and {rows['current']:,} current rows (sampled): "
+        "a feature whose share moved is one the model now answers by differently.</p>\n"
+        f'<img alt="mean attribution per feature" src="data:image/png;base64,{encoded}">'
+    )
+
+
 def _quality_table(report: DriftReport) -> str:
     """Data quality of the current rows, for the features with a finding (nothing when none has)."""
     issues = report.quality_issues
@@ -291,6 +323,7 @@ def render_html(report: DriftReport) -> str:
 </tbody>
 </table>
 {_quality_table(report)}
+{_attributions(report)}
 <h2>Distributions: reference vs current</h2>
 {sections}
 </body>

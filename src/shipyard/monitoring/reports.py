@@ -4,6 +4,7 @@ registry) versus current rows (a file, or the prediction log)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,8 @@ from shipyard.config.loading import parse_config
 from shipyard.config.settings import Settings
 from shipyard.errors import DataError
 from shipyard.inference import ReadyModel
+from shipyard.inference.explain import ExplainUnsupportedError
+from shipyard.inference.records import Batch, batch_rows
 from shipyard.monitoring.drift import DriftOverride, DriftReport, compute_drift
 from shipyard.monitoring.multivariate import DomainClassifierSettings
 from shipyard.monitoring.store import MonitoringStore
@@ -107,12 +110,13 @@ def logged_rows(settings: Settings, name: str, since: float | None, window: int)
 
 
 def drift_for_model(
-    settings: Settings, name: str, current: pd.DataFrame, ref: str | None = None
+    settings: Settings, name: str, current: pd.DataFrame, ref: str | None = None, explain_rows: int = 0
 ) -> DriftReport:
     """Compare ``current`` rows with the reference of ``name`` (the champion unless ``ref`` says
     otherwise); the model scores the current rows so prediction drift is reported too. Values the
     model's rules refuse (a float in an integer column) are reported per feature, not a failure: the
-    rows they are in are left out of the prediction drift only."""
+    rows they are in are left out of the prediction drift only. ``explain_rows`` > 0: also the mean
+    |attribution| per feature on that many rows of each side (tree models; slow on deep forests)."""
     registry = ModelRegistry(settings)
     reference = reference_for(registry, name, ref)
     require_features(reference, current)
@@ -128,7 +132,37 @@ def drift_for_model(
     scored[PREDICTION_COLUMN] = (
         predictions if ready.is_classifier else pd.to_numeric(pd.Series(predictions, index=scored.index))
     )
-    return drift_against(reference, scored, check.refused, check.rejected)
+    report = drift_against(reference, scored, check.refused, check.rejected)
+    if explain_rows > 0 and check.good.any():
+        report.attributions = mean_attributions(ready, reference.frame, check.batch, explain_rows)
+    return report
+
+
+def mean_attributions(
+    ready: ReadyModel, reference: pd.DataFrame, current: Batch, rows: int, seed: int = 0
+) -> dict[str, Any] | None:
+    """Mean |TreeSHAP attribution| per feature on up to ``rows`` rows of the reference and of the current
+    batch (sampled, seeded); None when the model has no tree model to explain."""
+    rng = np.random.default_rng(seed)
+
+    def sample(batch: Batch) -> Batch:
+        size = batch_rows(batch)
+        if size <= rows:
+            return batch
+        pick = np.sort(rng.choice(size, rows, replace=False))
+        return {k: v[pick] for k, v in batch.items()}
+
+    sides = {"reference": sample(ready.check(reference).batch), "current": sample(current)}
+    out: dict[str, Any] = {"rows": {k: batch_rows(b) for k, b in sides.items()}}
+    for side, batch in sides.items():
+        if not batch_rows(batch):
+            return None
+        try:
+            found = ready.explain(batch)
+        except ExplainUnsupportedError:
+            return None
+        out[side] = {c: float(np.mean([abs(e.attributions[c]) for e in found])) for c in ready.columns}
+    return out
 
 
 def model_task(registry: ModelRegistry, name: str, ref: str | None = None) -> str:

@@ -503,6 +503,9 @@ class DriftReportBody(Message):
     drifted_share: float
     dataset_drift: bool
     rows_not_scored: int = Field(0, description="Current rows with a refused value (no prediction).")
+    attributions: dict[str, Any] | None = Field(
+        None, description="Mean |attribution| per feature on a sample of each side (drift --explain-rows)."
+    )
     multivariate: DomainClassifierBody | None = Field(
         None, description="The domain classifier (one multivariate score); part of dataset_drift."
     )
