@@ -872,3 +872,15 @@ def test_the_loader_refuses_what_it_cannot_render(tmp_path: Path) -> None:
     (tmp_path / "two.yaml").write_text("kind: ConfigMap\nmetadata: {name: c}\n---\nkind: ConfigMap\n")
     with pytest.raises(UnsupportedError, match="one strategic-merge patch per entry"):
         render(tmp_path)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_batch_workers_follow_the_worker_containers_cpu_limit(overlay: str) -> None:
+    """A scoring process per CPU of the container's limit, not of the node: the downward API reads the
+    limit the overlay sets, and the setting it feeds is one Shipyard reads."""
+    worker = one(rendered(overlay), "Deployment", "shipyard-worker")
+    container = next(c for c in worker["spec"]["template"]["spec"]["containers"] if c["name"] == "worker")
+    source = env_of(container)["SHIPYARD_BATCH_WORKERS"]["valueFrom"]["resourceFieldRef"]
+    assert source == {"containerName": "worker", "resource": "limits.cpu", "divisor": "1"}
+    assert container["resources"]["limits"]["cpu"]  # there is a limit to follow
+    assert "batch_workers" in Settings.model_fields
