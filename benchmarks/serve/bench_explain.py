@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                         env,
                         f"/models/iris/{name}",
                     )
-                    if found.non_2xx_3xx or found.socket_errors:
+                    if found.non_2xx_3xx or any(found.socket_errors.values()):
                         raise RuntimeError(f"{name}: {found.non_2xx_3xx} errors, {found.socket_errors}")
                     results[name].append({"rps": found.rps, "p50_ms": found.p50_ms, "p99_ms": found.p99_ms})
                     print(
