@@ -109,19 +109,22 @@ def drift(
         ),
         soft_wrap=True,
     )
-    found = report.multivariate
-    if found is not None:
-        used = ", ".join(str(f["name"]) for f in found.top_features)
+    domain = report.multivariate
+    if domain is not None:
+        used = ", ".join(str(f["name"]) for f in domain.top_features)
         console.print(
-            f"multivariate (domain classifier on {found.reference_rows} + {found.current_rows} rows): AUROC "
-            f"{found.auroc:.3f} (threshold {found.threshold:g}, p {found.p_value:.2g}) — "
+            f"multivariate (domain classifier on {domain.reference_rows} + {domain.current_rows} rows): "
+            f"AUROC {domain.auroc:.3f} (threshold {domain.threshold:g}, p {domain.p_value:.2g}) — "
             + (
-                "[red]drift[/]" + (f"; it used most: {used}" if used else "") if found.drifted else "no drift"
+                "[red]drift[/]" + (f"; it used most: {used}" if used else "")
+                if domain.drifted
+                else "no drift"
             ),
             soft_wrap=True,
         )
     issues = report.quality_issues
     if issues:
+        first_refusal = {f.name: f.type_violation_example or "" for f in report.features}
         console.print(
             table(
                 "Data quality of the current rows (shares of the values present; refused: values the "
@@ -130,13 +133,13 @@ def drift(
                 [
                     [
                         name,
-                        _share(found.get("current_missing")),
-                        _share(found.get("out_of_range")),
-                        _share(found.get("unseen_categories")),
-                        str(found.get("type_violations") or ""),
-                        next((f.type_violation_example or "" for f in report.features if f.name == name), ""),
+                        _share(findings.get("current_missing")),
+                        _share(findings.get("out_of_range")),
+                        _share(findings.get("unseen_categories")),
+                        str(findings.get("type_violations") or ""),
+                        first_refusal[name],
                     ]
-                    for name, found in issues.items()
+                    for name, findings in issues.items()
                 ],
             )
         )

@@ -207,7 +207,7 @@ def feature_drift(
     violations: tuple[int, str] | None = None,
 ) -> FeatureDrift:
     """``violations``: how many of ``current``'s values the model's rules refused and the first reason
-    (the caller knows the rules; those values are left out of ``current`` already)."""
+    (the caller knows the rules). Refused values that still read as the feature's kind stay in the test."""
     ref, cur = _values(reference, kind), _values(current, kind)
     method = (override.method if override else None) or default_test(kind, ref)
     test: StatTest = get_stattest(method)
