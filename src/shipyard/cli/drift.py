@@ -122,6 +122,18 @@ def drift(
             ),
             soft_wrap=True,
         )
+    estimate = report.performance
+    if estimate is not None:
+        shown = ", ".join(
+            f"{m} {v:.4g} (held out {estimate.reference.get(m, float('nan')):.4g})"
+            for m, v in estimate.estimated.items()
+        )
+        console.print(
+            f"estimated performance without labels ({estimate.method.upper()}, {estimate.rows} rows): "
+            f"{shown} — {estimate.metric} {estimate.drop:+.1%} worse, limit {estimate.max_drop:.0%}: "
+            + ("[red]DEGRADED[/]" if estimate.degraded else "ok"),
+            soft_wrap=True,
+        )
     issues = report.quality_issues
     if issues:
         first_refusal = {f.name: f.type_violation_example or "" for f in report.features}

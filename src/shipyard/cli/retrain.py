@@ -20,10 +20,20 @@ def retrain(
         bool,
         typer.Option(
             "--if-drift",
-            help="Only when the dataset drifted: per --drift-report, or a report computed now from the "
-            "prediction log.",
+            help="Only when the latest window calls for it (see --on): per --drift-report, or a report "
+            "computed now from the prediction log.",
         ),
     ] = False,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on",
+            help="With --if-drift, what calls for a retrain: drift (the dataset drifted), estimated_drop "
+            "(CBPE/DLE estimate the model worse than on its held-out split by more than "
+            "monitoring.estimated_performance.max_drop) or either. Default: the config's "
+            "monitoring.retrain_on (either).",
+        ),
+    ] = None,
     drift_report: Annotated[
         Path | None,
         typer.Option("--drift-report", help="A drift report written by `shipyard drift -o` to decide on."),
@@ -45,6 +55,10 @@ def retrain(
 
     if drift_report is not None and not if_drift:
         raise ConfigError("--drift-report only applies with --if-drift")
+    if on is not None and on not in ("drift", "estimated_drop", "either"):
+        raise ConfigError(f"--on {on!r}: expected drift, estimated_drop or either")
+    if on is not None and not if_drift:
+        raise ConfigError("--on only applies with --if-drift")
     report = None
     if drift_report is not None:
         try:
@@ -54,7 +68,7 @@ def retrain(
     cfg = load_pipeline_config(config) if config else None
     reporter = ConsoleReporter(quiet=quiet)
     try:
-        outcome = run_retrain(get_settings(), name, cfg, if_drift, report, window, reporter)
+        outcome = run_retrain(get_settings(), name, cfg, if_drift, report, window, reporter, on)
     finally:
         reporter.close()
     summary = outcome.summary

@@ -209,6 +209,23 @@ class DomainClassifierConfig(StrictModel):
     max_rows: int = Field(2000, ge=100, description="Rows sampled from each side (bounds the cost).")
 
 
+class EstimatedPerformanceConfig(StrictModel):
+    """Performance estimated without labels: CBPE for classifiers, DLE for regressors."""
+
+    enabled: bool = Field(
+        True,
+        description="Fit the estimator on the held-out split at training time and estimate every window.",
+    )
+    max_drop: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="The estimate of the watched metric (the primary metric when it is estimated, else "
+        "accuracy or MAE) may be this much worse than on the held-out split, as a share of that value, "
+        "before the window counts as degraded (an alert, and a reason to retrain).",
+    )
+
+
 class MonitoringConfig(StrictModel):
     """Drift settings: the dataset drifts when ``drift_share`` of its features drift."""
 
@@ -220,6 +237,12 @@ class MonitoringConfig(StrictModel):
         "rate) or none (Evidently's default: every test at its own threshold).",
     )
     domain_classifier: DomainClassifierConfig = Field(default_factory=DomainClassifierConfig)
+    estimated_performance: EstimatedPerformanceConfig = Field(default_factory=EstimatedPerformanceConfig)
+    retrain_on: Literal["drift", "estimated_drop", "either"] = Field(
+        "either",
+        description="What makes `shipyard retrain --if-drift` run: dataset drift, a degraded estimated "
+        "performance, or either.",
+    )
     drift: dict[str, DriftOverrideConfig] = Field(
         default_factory=dict, description="Per-feature test and threshold (default: chosen like Evidently)."
     )

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shipyard.monitoring.estimated import EstimatedPerformance
 from shipyard.monitoring.multivariate import (
     DomainClassifierResult,
     DomainClassifierSettings,
@@ -99,6 +100,8 @@ class DriftReport:
     # mean |TreeSHAP attribution| per feature on a sample of each side, when the caller asked for it:
     # {"rows": {"reference": n, "current": n}, "reference": {feature: value}, "current": {...}}
     attributions: dict[str, Any] | None = None
+    # the model's quality estimated without labels (CBPE / DLE), when an estimator is kept with it
+    performance: EstimatedPerformance | None = None
     created_at: str = field(default_factory=lambda: datetime.now(tz=UTC).isoformat(timespec="seconds"))
 
     @property

@@ -65,6 +65,26 @@ class MonitorGauges:
             ["model", "version", "variant", "metric"],
             registry=r,
         )
+        self.estimated_quality = Gauge(
+            "shipyard_estimated_quality",
+            "Quality estimated without labels on the latest window (CBPE for classifiers: accuracy, "
+            "f1_macro; DLE for regressors: mae, rmse), next to shipyard_live_quality.",
+            ["model", "version", "metric"],
+            registry=r,
+        )
+        self.estimated_drop = Gauge(
+            "shipyard_estimated_quality_drop",
+            "How much worse the watched metric's estimate is than on the held-out split (a share of it; "
+            "0 or less: not worse).",
+            ["model", "metric"],
+            registry=r,
+        )
+        self.estimated_degraded = Gauge(
+            "shipyard_estimated_quality_degraded",
+            "1 when the estimated drop exceeds monitoring.estimated_performance.max_drop.",
+            ["model"],
+            registry=r,
+        )
         self.runs = Counter("shipyard_monitor_runs", "Monitoring rounds completed.", registry=r)
         self.errors = Counter(
             "shipyard_monitor_errors",
@@ -101,6 +121,12 @@ class MonitorGauges:
             )
         if report.multivariate is not None:
             self.domain_auroc.labels(report.model).set(report.multivariate.auroc)
+        if (estimate := report.performance) is not None:
+            for metric, value in estimate.estimated.items():
+                if not math.isnan(value):
+                    self.estimated_quality.labels(report.model, report.version or "", metric).set(value)
+            self.estimated_drop.labels(report.model, estimate.metric).set(estimate.drop)
+            self.estimated_degraded.labels(report.model).set(1 if estimate.degraded else 0)
         self.dataset_drift_share.labels(report.model).set(report.drifted_share)
         self.dataset_drift.labels(report.model).set(1 if report.dataset_drift else 0)
         for sample in [s for metric in self.drift_version.collect() for s in metric.samples]:

@@ -199,6 +199,27 @@ def _multivariate(report: DriftReport) -> str:
     )
 
 
+def _performance(report: DriftReport) -> str:
+    found = report.performance
+    if found is None:
+        return ""
+    held = found.reference
+    rows = "\n".join(
+        f"<tr><td>{html.escape(m)}</td><td>{v:.4g}</td><td>{held.get(m, float('nan')):.4g}</td></tr>"
+        for m, v in found.estimated.items()
+    )
+    method = {"cbpe": "CBPE: calibrated confidence", "dle": "DLE: a model of the model's error"}
+    return (
+        f"<h2>Estimated performance (no labels: {html.escape(method.get(found.method, found.method))})</h2>"
+        f'<p class="meta">On {found.rows:,} current rows; {html.escape(found.metric)} is '
+        f"{found.drop:+.1%} worse than on the held-out split (limit {found.max_drop:.0%}): "
+        f"<strong>{'degraded' if found.degraded else 'ok'}</strong>. Trust it under covariate shift; it "
+        "cannot see a concept shift (same inputs, new labels): live quality on feedback can.</p>"
+        "<table><thead><tr><th>metric</th><th>estimated</th><th>held out (realised)</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def attribution_figure(attributions: dict[str, Any], top: int = 15) -> Figure:
     """Mean |attribution| per feature, reference vs current, the features the current side leans on most."""
     current, reference = attributions["current"], attributions["reference"]
@@ -314,6 +335,7 @@ def render_html(report: DriftReport) -> str:
 (share {report.drifted_share:.3g}, threshold {report.drift_share:g})</p>
 <p class="meta">{_correction(report)}</p>
 {_multivariate(report)}
+{_performance(report)}
 <h2>Summary</h2>
 <table>
 <thead><tr><th>feature</th><th>kind</th><th>test</th><th>score</th><th>adjusted p</th><th>threshold</th>

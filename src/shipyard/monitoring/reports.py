@@ -3,6 +3,7 @@ registry) versus current rows (a file, or the prediction log)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,14 +15,20 @@ from shipyard.config.settings import Settings
 from shipyard.errors import DataError
 from shipyard.inference import ReadyModel
 from shipyard.inference.explain import ExplainUnsupportedError
+from shipyard.inference.frames import FrameCheck
 from shipyard.inference.records import Batch, batch_rows
 from shipyard.monitoring.drift import DriftOverride, DriftReport, compute_drift
+from shipyard.monitoring.estimated import EstimatedPerformance, estimate_window
 from shipyard.monitoring.multivariate import DomainClassifierSettings
 from shipyard.monitoring.store import MonitoringStore
 from shipyard.registry.artifacts import PREDICTION_COLUMN
 from shipyard.registry.lineage import TAG_PREFIX
 from shipyard.registry.models import ModelRegistry, load_reference
 from shipyard.training.metrics import METRICS
+from shipyard.training.performance import CBPE
+
+# rows -> (the model's answers, its class probabilities) for the rows it accepts, and which rows those are
+Scorer = Callable[[pd.DataFrame], tuple[np.ndarray, np.ndarray | None, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -38,12 +45,52 @@ class DriftReference:
     prediction_kind: str
     correction: str = "bh"
     domain: DomainClassifierSettings | None = None
+    estimator: Any = None  # CBPE / DLE kept with the version (shipyard.training.performance)
+    primary_metric: str = ""
+    max_drop: float = 0.1
+    scorer: Scorer | None = None  # re-scores logged rows for CBPE's probabilities (loaded on first use)
+
+
+class LazyScorer:
+    """The version's model, loaded the first time a window needs its class probabilities (the
+    prediction log keeps the answers only); one load per reference."""
+
+    def __init__(self, registry: ModelRegistry, name: str, version: str) -> None:
+        self.registry, self.name, self.version = registry, name, version
+        self._ready: ReadyModel | None = None
+
+    def __call__(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        if self._ready is None:
+            settings = self.registry.settings
+            self._ready = ReadyModel(
+                self.registry.load(self.name, self.version),
+                fast_path=settings.fast_path,
+                regression_rtol=settings.onnx_regression_rtol,
+                bulk=True,
+            )
+        return score_rows(self._ready, rows)
+
+
+def score_rows(
+    ready: ReadyModel, rows: pd.DataFrame, check: FrameCheck | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The model's answers and class probabilities for the rows it accepts, and the mask of those
+    (``check``: the rows already checked by ``ready.check``)."""
+    check = ready.check(rows) if check is None else check
+    if not check.good.any():
+        return np.empty(0, dtype=object), None, check.good
+    scored = ready.score(check.batch)
+    proba_columns = [c for c in ready.output_columns if c != "prediction"]
+    proba = scored[proba_columns].to_numpy(dtype=float) if ready.is_classifier and proba_columns else None
+    return scored["prediction"].to_numpy(), proba, check.good
 
 
 def reference_for(registry: ModelRegistry, name: str, ref: str | None = None) -> DriftReference:
     reference = load_reference(registry, name, ref)
     config = parse_config(reference.config, source=f"config of {name} v{reference.version}")
     features = config.feature_columns
+    estimated = config.monitoring.estimated_performance
+    estimator = reference.estimator if estimated.enabled else None
     return DriftReference(
         name=name,
         version=reference.version,
@@ -59,6 +106,10 @@ def reference_for(registry: ModelRegistry, name: str, ref: str | None = None) ->
             if (dc := config.monitoring.domain_classifier).enabled
             else None
         ),
+        estimator=estimator,
+        primary_metric=config.evaluation.primary_metric,
+        max_drop=estimated.max_drop,
+        scorer=LazyScorer(registry, name, reference.version) if isinstance(estimator, CBPE) else None,
     )
 
 
@@ -73,10 +124,13 @@ def drift_against(
     current: pd.DataFrame,
     violations: dict[str, tuple[int, str]] | None = None,
     rows_not_scored: int = 0,
+    scored: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None,
 ) -> DriftReport:
-    """``current`` must hold the features and a ``_prediction`` column (NaN where not scored)."""
+    """``current`` must hold the features and a ``_prediction`` column (NaN where not scored).
+    ``scored``: the model's (answers, probabilities, accepted-rows mask) for ``current`` when the caller
+    has them; else the reference's scorer makes them if the estimator needs them."""
     require_features(reference, current)
-    return compute_drift(
+    report = compute_drift(
         reference.frame,
         current,
         reference.kinds,
@@ -90,6 +144,37 @@ def drift_against(
         violations=violations,
         rows_not_scored=rows_not_scored,
         domain=reference.domain,
+    )
+    report.performance = estimated_performance(reference, current, scored)
+    return report
+
+
+def estimated_performance(
+    reference: DriftReference,
+    current: pd.DataFrame,
+    scored: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None,
+) -> EstimatedPerformance | None:
+    """The window's estimated quality (CBPE / DLE), or None when the version keeps no estimator."""
+    if reference.estimator is None:
+        return None
+    if isinstance(reference.estimator, CBPE):
+        if scored is None and reference.scorer is not None:
+            scored = reference.scorer(current[reference.features])
+        if scored is None:
+            return None
+        predicted, proba, good = scored
+        rows = current.loc[good, reference.features]
+    else:  # DLE reads the logged answers: nothing to re-score
+        answered = pd.to_numeric(current[PREDICTION_COLUMN], errors="coerce")
+        good = answered.notna().to_numpy()
+        rows, predicted, proba = current.loc[good, reference.features], answered[good].to_numpy(), None
+    return estimate_window(
+        reference.estimator,
+        rows,
+        predicted,
+        primary_metric=reference.primary_metric,
+        max_drop=reference.max_drop,
+        probabilities=proba,
     )
 
 
@@ -127,12 +212,13 @@ def drift_for_model(
     )
     check = ready.check(current)
     predictions = np.full(len(current), np.nan, dtype=object)
+    answers = score_rows(ready, current, check)
     if check.good.any():
-        predictions[check.good] = ready.score(check.batch)["prediction"].to_numpy()
+        predictions[check.good] = answers[0]
     scored[PREDICTION_COLUMN] = (
         predictions if ready.is_classifier else pd.to_numeric(pd.Series(predictions, index=scored.index))
     )
-    report = drift_against(reference, scored, check.refused, check.rejected)
+    report = drift_against(reference, scored, check.refused, check.rejected, scored=answers)
     if explain_rows > 0 and check.good.any():
         report.attributions = mean_attributions(ready, reference.frame, check.batch, explain_rows)
     return report

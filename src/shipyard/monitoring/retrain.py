@@ -1,10 +1,12 @@
 """Automated retraining: the training pipeline rerun on the config's data plus the labelled rows that
 came back through /feedback, registered as challenger through the same promotion gate.
 
-``if_drift`` makes it run only when the dataset drifted: in the latest report given (a JSON file from
-``shipyard drift -o``) or in one computed now from the prediction log. Why it ran (trigger, drift
-report id, feedback rows) is recorded as tags on the run and the version, and the drift report is kept
-with the run.
+``if_drift`` makes it run only when the latest report given (a JSON file from ``shipyard drift -o``) or
+one computed now from the prediction log says so: dataset drift, a degraded estimated performance
+(CBPE / DLE: worse than on the held-out split by more than ``monitoring.estimated_performance.max_drop``),
+or either, as ``monitoring.retrain_on`` (or ``on``) chooses. Why it ran (trigger, drift report id,
+feedback rows) is recorded as tags on the run and the version, and the drift report is kept with the
+run.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class RetrainOutcome:
     model: str
     ran: bool
     reason: str
-    trigger: str  # manual | drift
+    trigger: str  # manual | drift | estimated_drop
     drift_report_id: str | None = None
     drift_share: float | None = None
     feedback_rows: int = 0
@@ -91,11 +93,13 @@ def retrain(
     drift_report: dict[str, Any] | None = None,
     window: int = 10_000,
     reporter: Reporter | None = None,
+    on: str | None = None,
 ) -> RetrainOutcome:
-    """Retrain ``name`` (with its champion's recorded config unless ``config`` is given)."""
+    """Retrain ``name`` (with its champion's recorded config unless ``config`` is given). ``on``:
+    drift | estimated_drop | either, what ``if_drift`` waits for (default: the config's
+    ``monitoring.retrain_on``)."""
     registry = ModelRegistry(settings)
-    trigger = "drift" if if_drift else "manual"
-    outcome = RetrainOutcome(name, False, "", trigger)
+    outcome = RetrainOutcome(name, False, "", "drift" if if_drift else "manual")
     documents: dict[str, Any] = {}
     try:
         store: MonitoringStore | None = MonitoringStore.for_reading(settings.monitoring_store_url)
@@ -116,20 +120,24 @@ def retrain(
             raise DataError("the drift report has no 'dataset_drift' (expected `shipyard drift -o` JSON)")
         outcome.drift_report_id = str(drift_report.get("report_id", "unnamed"))
         outcome.drift_share = drift_report.get("drifted_share")
-        if not drift_report["dataset_drift"]:
+        if config is None:
+            config = recorded_config(registry, name)
+        fired = triggers(drift_report, on or config.monitoring.retrain_on)
+        if not fired:
             outcome.reason = (
-                f"no dataset drift in {outcome.drift_report_id} (share {outcome.drift_share}); nothing to do"
+                f"nothing to do: {watching(drift_report, on or config.monitoring.retrain_on)} in "
+                f"{outcome.drift_report_id}"
             )
             return outcome
+        outcome.trigger = fired[0]
         documents[DRIFT_ARTIFACT] = drift_report
     if config is None:
-        recorded = load_reference(registry, name)
-        config = parse_config(recorded.config, source=f"config of {name} v{recorded.version}")
+        config = recorded_config(registry, name)
     extra, outcome.feedback_rejected = (
         feedback_rows(store, name, config) if store is not None else (pd.DataFrame(), 0)
     )
     outcome.feedback_rows = len(extra)
-    tags = {TRIGGER_TAG: trigger, FEEDBACK_ROWS_TAG: str(len(extra))}
+    tags = {TRIGGER_TAG: outcome.trigger, FEEDBACK_ROWS_TAG: str(len(extra))}
     if outcome.drift_report_id:
         tags[DRIFT_REPORT_TAG] = outcome.drift_report_id
     if len(extra):
@@ -139,6 +147,44 @@ def retrain(
         settings = settings.model_copy(update={"model_name": name})
     outcome.summary = run_training(config, settings, reporter, extras=RunExtras(extra, tags, documents))
     outcome.ran = True
-    why = f"dataset drift in {outcome.drift_report_id}" if if_drift else "asked to"
+    why = {
+        "drift": f"dataset drift in {outcome.drift_report_id}",
+        "estimated_drop": f"an estimated performance drop in {outcome.drift_report_id}",
+    }.get(outcome.trigger, "asked to")
     outcome.reason = f"retrained because of {why} with {len(extra)} feedback row(s)"
     return outcome
+
+
+def recorded_config(registry: ModelRegistry, name: str) -> PipelineConfig:
+    recorded = load_reference(registry, name)
+    return parse_config(recorded.config, source=f"config of {name} v{recorded.version}")
+
+
+def _degraded(report: dict[str, Any]) -> bool:
+    return bool((report.get("performance") or {}).get("degraded"))
+
+
+def triggers(report: dict[str, Any], on: str) -> list[str]:
+    """What in ``report`` calls for a retrain under ``on`` (drift | estimated_drop | either)."""
+    fired = []
+    if on in ("drift", "either") and report["dataset_drift"]:
+        fired.append("drift")
+    if on in ("estimated_drop", "either") and _degraded(report):
+        fired.append("estimated_drop")
+    return fired
+
+
+def watching(report: dict[str, Any], on: str) -> str:
+    """What was looked at and found quiet, for the skip reason."""
+    said = []
+    if on in ("drift", "either"):
+        said.append(f"no dataset drift (share {report.get('drifted_share')})")
+    if on in ("estimated_drop", "either"):
+        estimate = report.get("performance")
+        said.append(
+            f"estimated {estimate['metric']} {estimate['drop']:+.1%} worse than held out "
+            f"(limit {estimate['max_drop']:.0%})"
+            if estimate
+            else "no estimated performance (the version keeps no estimator)"
+        )
+    return " and ".join(said)

@@ -29,6 +29,7 @@ from shipyard.features.profile import build_reference_profile
 from shipyard.pipeline.gate import PromotionDecision, decide
 from shipyard.registry.artifacts import (
     CONFIG_ARTIFACT,
+    PERFORMANCE_ARTIFACT,
     PREDICTION_COLUMN,
     PROFILE_ARTIFACT,
     REFERENCE_ARTIFACT,
@@ -38,6 +39,7 @@ from shipyard.registry.lineage import TAG_PREFIX, collect_lineage
 from shipyard.registry.models import ModelRegistry
 from shipyard.registry.tracking import ExperimentTracker, InputSpec
 from shipyard.training.metrics import evaluate
+from shipyard.training.performance import CBPE, DLE, PerformanceEstimator
 from shipyard.training.plots import (
     confusion_matrix_figure,
     feature_importance_figure,
@@ -92,6 +94,7 @@ class Evaluation:
     test_predictions: list[Any]
     profile: dict[str, Any]
     reference: pd.DataFrame
+    estimator: PerformanceEstimator | None = None  # CBPE / DLE, fitted on the held-out split
 
 
 @dataclass
@@ -149,15 +152,35 @@ def evaluate_model(config: PipelineConfig, fitted: FittedModel, split: Split) ->
         ds.task,
         config.features.profile_bins,
     )
+    test_predictions = np.asarray(pipeline.predict(split.X_test))
     return Evaluation(
         metrics=evaluate(pipeline, split.X_test, split.y_test, ds.task),
         train_metrics=evaluate(pipeline, split.X_train, split.y_train, ds.task),
-        test_predictions=np.asarray(pipeline.predict(split.X_test)).tolist(),
+        test_predictions=test_predictions.tolist(),
         profile=profile,
         reference=reference_sample(
             split.X_train, split.y_train, train_predictions, config.monitoring.reference_rows
         ),
+        estimator=fit_performance_estimator(config, pipeline, split, test_predictions),
     )
+
+
+def fit_performance_estimator(
+    config: PipelineConfig, pipeline: Any, split: Split, test_predictions: Any
+) -> PerformanceEstimator | None:
+    """CBPE (classifiers with probabilities) or DLE (regressors) fitted on the held-out split, so the
+    monitor can estimate the model's quality on windows whose labels have not arrived; None when
+    the config turns it off or the split is too small to learn from."""
+    if not config.monitoring.estimated_performance.enabled or len(split.X_test) < 20:
+        return None
+    if config.dataset.task == "classification":
+        if not hasattr(pipeline, "predict_proba"):
+            return None
+        proba = np.asarray(pipeline.predict_proba(split.X_test), dtype=float)
+        return CBPE.fit(list(pipeline.classes_), proba, split.y_test, test_predictions)
+    columns = config.dataset.columns
+    categorical = [c for c in config.feature_columns if columns[c].feature_kind == "categorical"]
+    return DLE.fit(split.X_test[config.feature_columns], test_predictions, split.y_test, categorical)
 
 
 def reference_sample(
@@ -224,6 +247,8 @@ def register_model(
         _log_plots(tracker, config, fitted.pipeline, split, evaluation.test_predictions)
         tracker.log_dict(evaluation.profile, PROFILE_ARTIFACT)
         tracker.log_frame(evaluation.reference, REFERENCE_ARTIFACT)
+        if evaluation.estimator is not None:
+            tracker.log_object(evaluation.estimator, PERFORMANCE_ARTIFACT)
 
         example = split.X_train.head(5)
         inputs = [

@@ -13,7 +13,12 @@ from typing import Any
 
 from shipyard.config.settings import Settings
 from shipyard.errors import ModelNotFoundError, RegistryError
-from shipyard.registry.artifacts import CONFIG_ARTIFACT, PROFILE_ARTIFACT, REFERENCE_ARTIFACT
+from shipyard.registry.artifacts import (
+    CONFIG_ARTIFACT,
+    PERFORMANCE_ARTIFACT,
+    PROFILE_ARTIFACT,
+    REFERENCE_ARTIFACT,
+)
 from shipyard.registry.deadline import redact_uri
 from shipyard.registry.lineage import TAG_PREFIX
 from shipyard.registry.tracking import configure_mlflow
@@ -306,6 +311,9 @@ class ReferenceData:
     version: str
     frame: Any  # pandas DataFrame: features, _target, _prediction
     config: dict[str, Any]
+    # CBPE / DLE fitted on the held-out split (shipyard.training.performance); None for versions
+    # trained before it existed or with monitoring.estimated_performance off
+    estimator: Any = None
 
 
 def load_reference(registry: ModelRegistry, name: str, ref: str | None = None) -> ReferenceData:
@@ -323,8 +331,23 @@ def load_reference(registry: ModelRegistry, name: str, ref: str | None = None) -
                 f"runs:/{info.run_id}/{REFERENCE_ARTIFACT}", dst_path=tmp
             )
             frame = pd.read_parquet(path)
+            estimator = _load_estimator(info.run_id, tmp)
         config = mlflow.artifacts.load_dict(f"runs:/{info.run_id}/{CONFIG_ARTIFACT}")
-    return ReferenceData(name, info.version, frame, config)
+    return ReferenceData(name, info.version, frame, config, estimator)
+
+
+def _load_estimator(run_id: str, folder: str) -> Any:
+    """The run's performance estimator, or None when it logged none (listed first: a missing artifact
+    is a normal case, not an error to catch)."""
+    import joblib
+    import mlflow
+
+    parent, _, name = PERFORMANCE_ARTIFACT.rpartition("/")
+    listed = {Path(a.path).name for a in mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path=parent)}
+    if name not in listed:
+        return None
+    path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{PERFORMANCE_ARTIFACT}", dst_path=folder)
+    return joblib.load(path)
 
 
 def _type_name(dtype: Any) -> str:

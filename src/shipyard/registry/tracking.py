@@ -198,6 +198,19 @@ class ExperimentTracker:
             frame.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), artifact_path=folder or None)
 
+    def log_object(self, value: Any, artifact_file: str) -> None:
+        """A Python object as a joblib artifact (read back with the same trust as the pickled model)."""
+        import tempfile
+
+        import joblib
+        import mlflow
+
+        folder, _, name = artifact_file.rpartition("/")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            joblib.dump(value, path)
+            mlflow.log_artifact(str(path), artifact_path=folder or None)
+
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         import mlflow
 
