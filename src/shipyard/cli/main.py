@@ -16,6 +16,7 @@ from shipyard.cli import ab as ab_cli
 from shipyard.cli import batch as batch_cli
 from shipyard.cli import models as models_cli
 from shipyard.cli import stack as stack_cli
+from shipyard.cli.data_quality import data_quality
 from shipyard.cli.drift import drift
 from shipyard.cli.explain import explain
 from shipyard.cli.monitor import monitor
@@ -56,6 +57,13 @@ app.command(
 app.command(help="Compare current data with a model's training reference: drift per feature and dataset.")(
     drift
 )
+app.command(
+    "data-quality",
+    help="Data quality per monitoring window, newest first, from the drift reports the monitor stored in "
+    "the monitoring store (SHIPYARD_MONITORING_URL): each feature's missing share, share outside the "
+    "training range, share of unseen categories and refused values, plus each window's findings.",
+    epilog="Example: shipyard data-quality iris --since 24h --check out_of_range  (--json for scripts)",
+)(data_quality)
 app.command(
     help="Retrain a model on its config's data plus labelled feedback; the gate decides promotion. "
     "--if-drift runs only when the dataset drifted (for the CronJob and CI schedule)."

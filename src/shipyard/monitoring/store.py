@@ -561,6 +561,34 @@ class MonitoringStore:
         with self._connect(f"reading {kind} results") as connection:
             return [dict(orjson.loads(body)) for (body,) in connection.execute(query)]
 
+    def result_history(
+        self,
+        kind: str,
+        model: str,
+        *,
+        version: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """The stored results of ``kind`` for ``model``, newest first (in the order stored: the monitor
+        stamps each as it stores it), at most ``limit``; each body with its row's time as ``stored_at``
+        (epoch seconds). ``since``/``until`` bound that time (both inclusive), ``version`` the version.
+        Read backwards along the (kind, model, id) index: the cost follows ``limit``, not the history."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        c = results_table.c
+        query = sa.select(c.ts, c.body).where(c.kind == kind, c.model == model)
+        if version is not None:
+            query = query.where(c.version == version)
+        if since is not None:
+            query = query.where(c.ts >= since)
+        if until is not None:
+            query = query.where(c.ts <= until)
+        query = query.order_by(c.id.desc()).limit(limit)
+        with self._connect(f"reading the {kind} history") as connection:
+            return [{**orjson.loads(body), "stored_at": float(ts)} for ts, body in connection.execute(query)]
+
 
 @dataclass
 class LabelledPairs:

@@ -3,8 +3,9 @@
 It opens the shared monitoring store (upgrading its schema), runs a monitoring round at start and
 every ``SHIPYARD_DRIFT_INTERVAL_SECONDS``, and answers: ``/health`` (the process is up), ``/ready`` (the
 store answered the last round), ``/metrics`` (drift and live quality gauges, round timings),
-``GET /models/{name}/drift`` and ``GET /models/{name}/quality``. The api replicas write to the store
-and never compute any of this themselves (``SHIPYARD_MONITOR_IN_PROCESS=false``).
+``GET /models/{name}/drift``, ``GET /models/{name}/quality`` and ``GET /models/{name}/quality/history``
+(data quality per window). The api replicas write to the store and never compute any of this
+themselves (``SHIPYARD_MONITOR_IN_PROCESS=false``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -25,6 +26,7 @@ from shipyard.config.settings import Settings, get_settings
 from shipyard.errors import ShipyardError
 from shipyard.monitoring.gauges import MonitorGauges
 from shipyard.monitoring.monitor import Monitor, ReferenceLoader
+from shipyard.monitoring.quality_history import MAX_LIMIT, Check, parse_moment, read_quality_history
 from shipyard.monitoring.reports import DriftReference, reference_for
 from shipyard.monitoring.store import MonitoringStore
 from shipyard.registry.models import ModelRegistry
@@ -163,6 +165,36 @@ def create_monitor_app(
                 return stored
         what = f"version {version} of '{name}'" if version else f"'{name}'"
         raise HTTPException(404, f"no drift report for {what} yet: no logged predictions")
+
+    @app.get(
+        "/models/{name}/quality/history",
+        summary="Data quality per monitoring window, newest first (from the stored drift reports)",
+    )
+    async def quality_history(
+        name: str,
+        since: Annotated[str | None, Query(description="From this time: epoch seconds or ISO-8601.")] = None,
+        until: Annotated[str | None, Query(description="Up to this time: epoch seconds or ISO-8601.")] = None,
+        version: Annotated[str | None, Query(description="Only this version's windows.")] = None,
+        feature: Annotated[str | None, Query(description="Only this feature's rows.")] = None,
+        check: Annotated[Check | None, Query(description="Only rows where this check is above zero.")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many windows.")] = 100,
+    ) -> dict[str, Any]:
+        known(name)
+        m = monitor()
+        start = None if since is None else parse_moment(since, "since")
+        end = None if until is None else parse_moment(until, "until")
+        history = await asyncio.to_thread(
+            read_quality_history,
+            m.store,
+            name,
+            version=version,
+            since=start,
+            until=end,
+            limit=limit,
+            feature=feature,
+            check=check,
+        )
+        return history.to_dict()
 
     @app.get("/models/{name}/quality", summary="Live quality per version and variant (labels via /feedback)")
     async def quality(name: str, refresh: bool = False) -> dict[str, Any]:

@@ -522,3 +522,36 @@ class ReloadOutcome(Message):
 
 
 TEXT = {"schema": {"type": "string"}}
+
+
+class QualityHistoryRow(Message):
+    stored_at: float = Field(description="When the monitor stored the window's report (epoch seconds).")
+    version: str | None
+    report_id: str | None
+    window_rows: int = Field(description="Rows in the window.")
+    feature: str
+    missing: float = Field(description="Share of the window's values that are missing.")
+    out_of_range: float | None = Field(description="Share outside the training range (numeric features).")
+    unseen_categories: float | None = Field(description="Share of categories training never saw.")
+    type_violations: int = Field(description="Values the model's input rules refused.")
+
+
+class QualityHistoryWindow(Message):
+    stored_at: float
+    version: str | None
+    report_id: str | None
+    rows: int
+    rows_not_scored: int
+    findings: dict[str, dict[str, float]] = Field(
+        description="feature -> its data-quality findings in the window (as a drift report's quality_issues)."
+    )
+
+
+class QualityHistoryBody(Message):
+    model: str
+    windows: list[QualityHistoryWindow] = Field(description="The stored windows, newest first.")
+    rows: list[QualityHistoryRow] = Field(description="One per window and feature, after the filters.")
+    features: list[str]
+    feature: str | None
+    check: str | None
+    filters: dict[str, Any]

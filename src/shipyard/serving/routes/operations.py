@@ -4,13 +4,14 @@ admin reload."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from shipyard import __version__
+from shipyard.monitoring.quality_history import MAX_LIMIT, Check, parse_moment, read_quality_history
 from shipyard.serving.deps import AdminScope, HolderDep, MetricsDep, services
 from shipyard.serving.memory import settle as _settle_memory
 from shipyard.serving.responses import FastJSONResponse
@@ -20,6 +21,7 @@ from shipyard.serving.schemas import (
     Health,
     ModelDetail,
     ModelList,
+    QualityHistoryBody,
     Readiness,
     ReloadOutcome,
     ok,
@@ -152,6 +154,47 @@ async def model_drift(
     raise HTTPException(
         404, f"no drift report for '{name}' yet: no logged predictions of version {model.version}"
     )
+
+
+@router.get(
+    "/models/{name}/quality/history",
+    summary="Data quality per monitoring window of a served model, newest first (from the stored drift "
+    "reports)",
+    response_model=None,
+    responses={**ok(QualityHistoryBody), **problems(404, 422, 503, said={404: "not served"})},
+)
+async def model_quality_history(
+    name: str,
+    request: Request,
+    holder: HolderDep,
+    since: Annotated[str | None, Query(description="From this time: epoch seconds or ISO-8601.")] = None,
+    until: Annotated[str | None, Query(description="Up to this time: epoch seconds or ISO-8601.")] = None,
+    version: Annotated[str | None, Query(description="Only this version's windows.")] = None,
+    feature: Annotated[str | None, Query(description="Only this feature's rows.")] = None,
+    check: Annotated[Check | None, Query(description="Only rows where this check is above zero.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many windows.")] = 100,
+) -> dict[str, Any]:
+    """Missing values, values outside the training range, unseen categories and refused values, per
+    feature and window, as the monitor (in-process, or `shipyard monitor` on the same store) stored them
+    with each drift report; an empty list before the first report."""
+    holder.get(name)
+    store = services(request).plane.store
+    if store is None:
+        raise HTTPException(503, "the monitoring store is not open yet")
+    start = None if since is None else parse_moment(since, "since")
+    end = None if until is None else parse_moment(until, "until")
+    history = await asyncio.to_thread(
+        read_quality_history,
+        store,
+        name,
+        version=version,
+        since=start,
+        until=end,
+        limit=limit,
+        feature=feature,
+        check=check,
+    )
+    return history.to_dict()
 
 
 @router.get(
