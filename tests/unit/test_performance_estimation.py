@@ -160,3 +160,51 @@ def test_what_calls_for_a_retrain(on: str, drift: bool, degraded: bool, expected
     assert triggers(report, on) == expected
     if not expected:
         assert watching(report, on)  # the skip says what it looked at
+
+
+def test_standard_errors_match_the_spread_of_window_estimates(
+    classifier: tuple[RandomForestClassifier, CBPE, np.random.Generator],
+) -> None:
+    """What a drop is weighed against: the standard error each estimate reports is the spread its
+    estimates really have from one window to the next (within 25 %)."""
+    model, estimator, rng = classifier
+    found = []
+    for _ in range(150):
+        rows = rng.normal(size=(200, 3))
+        found.append(estimator.estimate_with_errors(model.predict_proba(rows), model.predict(rows)))
+    for metric in ("accuracy", "f1_macro"):
+        spread = np.std([estimated[metric] for estimated, _ in found])
+        reported = np.mean([errors[metric] for _, errors in found])
+        assert reported == pytest.approx(spread, rel=0.25), metric
+
+    rng = np.random.default_rng(11)
+    train, held = regression_rows(2000, rng, 0.1), regression_rows(800, rng, 0.1)
+    X = {"brick": 0, "wood": 1}
+    model_r = RandomForestRegressor(50, min_samples_leaf=10, random_state=0)
+    model_r.fit(np.c_[train["size"], train["kind"].map(X).fillna(2)], train["y"])
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        return model_r.predict(np.c_[frame["size"], frame["kind"].map(X).fillna(2)])
+
+    dle = DLE.fit(held[["size", "kind"]], predict(held), held["y"], ["kind"])
+    windows = [regression_rows(200, rng, 0.1) for _ in range(150)]
+    found_r = [dle.estimate_with_errors(w[["size", "kind"]], predict(w)) for w in windows]
+    for metric in ("mae", "rmse"):
+        spread = np.std([estimated[metric] for estimated, _ in found_r])
+        reported = np.mean([errors[metric] for _, errors in found_r])
+        assert reported == pytest.approx(spread, rel=0.25), metric
+
+
+def test_a_drop_must_also_stand_out_of_the_noise() -> None:
+    from shipyard.training.performance import drop_z
+
+    estimator = CBPE(["a", "b"], [None, None])
+    estimator.reference_estimate = {"accuracy": 0.9, "f1_macro": 0.9}
+    estimator.reference_error = {"accuracy": 0.03, "f1_macro": 0.03}
+    assert drop_z("accuracy", estimator, 0.75, 0.04) == pytest.approx(3.0)  # 0.15 over hypot(0.03, 0.04)
+    assert drop_z("accuracy", estimator, 0.95, 0.04) < 0
+    rows = np.array([[0.55, 0.45]] * 5 + [[0.99, 0.01]] * 5)  # 14 % worse, but only ten rows of it
+    window = estimate_window(
+        estimator, pd.DataFrame(rows), ["a"] * 10, primary_metric="accuracy", max_drop=0.1, probabilities=rows
+    )
+    assert window is not None and window.drop > 0.1 and window.z < 3 and not window.degraded

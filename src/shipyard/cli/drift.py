@@ -125,13 +125,14 @@ def drift(
     estimate = report.performance
     if estimate is not None:
         shown = ", ".join(
-            f"{m} {v:.4g} (held out {estimate.reference.get(m, float('nan')):.4g})"
+            f"{m} {v:.4g} (held-out split: estimated {estimate.reference_estimate.get(m, float('nan')):.4g}, "
+            f"realised {estimate.reference.get(m, float('nan')):.4g})"
             for m, v in estimate.estimated.items()
         )
         console.print(
             f"estimated performance without labels ({estimate.method.upper()}, {estimate.rows} rows): "
-            f"{shown} — {estimate.metric} {estimate.drop:+.1%} worse, limit {estimate.max_drop:.0%}: "
-            + ("[red]DEGRADED[/]" if estimate.degraded else "ok"),
+            f"{shown} — {estimate.metric} {estimate.drop:+.1%} worse than estimated on the held-out split, "
+            f"limit {estimate.max_drop:.0%}: " + ("[red]DEGRADED[/]" if estimate.degraded else "ok"),
             soft_wrap=True,
         )
     issues = report.quality_issues

@@ -203,19 +203,21 @@ def _performance(report: DriftReport) -> str:
     found = report.performance
     if found is None:
         return ""
-    held = found.reference
+    nan = float("nan")
     rows = "\n".join(
-        f"<tr><td>{html.escape(m)}</td><td>{v:.4g}</td><td>{held.get(m, float('nan')):.4g}</td></tr>"
+        f"<tr><td>{html.escape(m)}</td><td>{v:.4g}</td><td>{found.reference_estimate.get(m, nan):.4g}</td>"
+        f"<td>{found.reference.get(m, nan):.4g}</td></tr>"
         for m, v in found.estimated.items()
     )
     method = {"cbpe": "CBPE: calibrated confidence", "dle": "DLE: a model of the model's error"}
     return (
         f"<h2>Estimated performance (no labels: {html.escape(method.get(found.method, found.method))})</h2>"
         f'<p class="meta">On {found.rows:,} current rows; {html.escape(found.metric)} is '
-        f"{found.drop:+.1%} worse than on the held-out split (limit {found.max_drop:.0%}): "
+        f"{found.drop:+.1%} worse than estimated on the held-out split (limit {found.max_drop:.0%}): "
         f"<strong>{'degraded' if found.degraded else 'ok'}</strong>. Trust it under covariate shift; it "
         "cannot see a concept shift (same inputs, new labels): live quality on feedback can.</p>"
-        "<table><thead><tr><th>metric</th><th>estimated</th><th>held out (realised)</th></tr></thead>"
+        "<table><thead><tr><th>metric</th><th>estimated</th><th>held-out split, estimated</th>"
+        "<th>held-out split, realised</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
 

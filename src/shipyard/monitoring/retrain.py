@@ -182,7 +182,7 @@ def watching(report: dict[str, Any], on: str) -> str:
     if on in ("estimated_drop", "either"):
         estimate = report.get("performance")
         said.append(
-            f"estimated {estimate['metric']} {estimate['drop']:+.1%} worse than held out "
+            f"estimated {estimate['metric']} {estimate['drop']:+.1%} worse than on the held-out split "
             f"(limit {estimate['max_drop']:.0%})"
             if estimate
             else "no estimated performance (the version keeps no estimator)"
