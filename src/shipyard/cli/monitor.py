@@ -88,10 +88,30 @@ def _once(settings: Settings) -> None:
     for model, reports in outcome.drift.items():
         for report in reports:
             verdict = "[red]DRIFTED[/]" if report.dataset_drift else "[green]no drift[/]"
-            rows.append(
-                [model, str(report.version), str(report.current_rows), f"{report.drifted_share:.0%}", verdict]
+            estimate = report.performance
+            estimated = (
+                f"{estimate.metric} {estimate.estimated[estimate.metric]:.4g} ({estimate.drop:+.1%}"
+                + (", [red]DEGRADED[/])" if estimate.degraded else ")")
+                if estimate
+                else "-"
             )
-    console.print(table("drift per served version", ["model", "version", "rows", "drifted", "verdict"], rows))
+            rows.append(
+                [
+                    model,
+                    str(report.version),
+                    str(report.current_rows),
+                    f"{report.drifted_share:.0%}",
+                    verdict,
+                    estimated,
+                ]
+            )
+    console.print(
+        table(
+            "drift per served version",
+            ["model", "version", "rows", "drifted", "verdict", "estimated (no labels)"],
+            rows,
+        )
+    )
     quality = [
         [model, version, variant, "  ".join(f"{k}={v:.4g}" for k, v in values.items())]
         for model, results in outcome.quality.items()

@@ -486,6 +486,20 @@ class DomainClassifierBody(Message):
     )
 
 
+class EstimatedPerformanceBody(Message):
+    method: str = Field(description="cbpe (classifiers: calibrated confidence) or dle (regressors).")
+    metric: str = Field(description="The watched metric a drop is judged on.")
+    estimated: dict[str, float] = Field(description="Metrics estimated on the window, without labels.")
+    reference: dict[str, float] = Field(description="The same metrics realised on the held-out split.")
+    reference_estimate: dict[str, float] = Field(description="As estimated on the held-out split.")
+    errors: dict[str, float] = Field(description="Standard error of each estimate over the window's rows.")
+    drop: float = Field(description="How much worse the watched estimate is (a share; <= 0: not worse).")
+    z: float = Field(description="The drop in standard errors.")
+    max_drop: float
+    rows: int
+    degraded: bool = Field(description="drop > max_drop and z >= 3.")
+
+
 class DriftReportBody(Message):
     model: str
     version: str | None
@@ -508,6 +522,9 @@ class DriftReportBody(Message):
     )
     multivariate: DomainClassifierBody | None = Field(
         None, description="The domain classifier (one multivariate score); part of dataset_drift."
+    )
+    performance: EstimatedPerformanceBody | None = Field(
+        None, description="The model's quality estimated without labels (CBPE / DLE), when it keeps one."
     )
     quality_issues: dict[str, dict[str, float]] = Field(
         default_factory=dict,
