@@ -116,6 +116,11 @@ class Stack:
             f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in folder.glob("*.log")
         )
 
+    def mlflow_credentials(self) -> dict[str, str]:
+        """What `up` generated for the MLflow server and its users (variable -> value)."""
+        lines = (self.state_dir / "mlflow" / "credentials.env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
     def kill_leftovers(self) -> None:
         """Last resort after `stack down`: SIGKILL any process group the stack recorded that still runs."""
         self.services()
@@ -174,7 +179,8 @@ def test_stack_up_train_predict_scrape_down(stack: Stack) -> None:
     up = stack.run("up", "--no-monitor", "--scrape-interval", "1s")
     assert up.returncode == 0, up.stdout + up.stderr + stack.logs()
     services = stack.services()
-    assert set(services) == {"mlflow", "trainer", "api", "prometheus"}
+    assert set(services) == {"mlflow", "mlflow-users", "trainer", "api", "prometheus"}
+    assert services["mlflow-users"].exit_code == 0
     assert services["trainer"].exit_code == 0
     servers = [services[name] for name in ("mlflow", "api", "prometheus")]
     assert all(s.running() for s in servers)
@@ -182,11 +188,27 @@ def test_stack_up_train_predict_scrape_down(stack: Stack) -> None:
     assert not port_in_use("127.0.0.1", stack.monitor_port)  # no monitor
     assert (stack.state_dir / "monitoring.db").is_file()  # the api's store, in the state folder
 
-    # the trainer registered both champions on the server, and their artifacts went through it
+    # MLflow runs behind its basic-auth app: nothing without a login, the api's reader login reads and
+    # cannot write, the credentials were generated into an owner-only file and appear in no log
     registry = stack.url(stack.mlflow_port)
+    credentials = stack.mlflow_credentials()
+    reader = ("shipyard-reader", credentials["SHIPYARD_MLFLOW_READER_PASSWORD"])
+    search = f"{registry}/api/2.0/mlflow/experiments/search"
+    assert httpx.get(search, params={"max_results": 1}).status_code == 401
+    assert httpx.get(search, params={"max_results": 1}, auth=("shipyard-reader", "wrong")).status_code == 401
+    assert httpx.get(search, params={"max_results": 1}, auth=reader).status_code == 200
+    create = httpx.post(f"{registry}/api/2.0/mlflow/experiments/create", json={"name": "x"}, auth=reader)
+    assert create.status_code == 403, create.text
+    assert (stack.state_dir / "mlflow" / "credentials.env").stat().st_mode & 0o777 == 0o600
+    said = stack.logs() + (stack.state_dir / "state.json").read_text()
+    assert not any(secret in said for secret in credentials.values())
+
+    # the trainer registered both champions on the server, and their artifacts went through it
     for model in ("iris", "housing"):
         answer = httpx.get(
-            f"{registry}/api/2.0/mlflow/registered-models/alias", params={"name": model, "alias": "champion"}
+            f"{registry}/api/2.0/mlflow/registered-models/alias",
+            params={"name": model, "alias": "champion"},
+            auth=reader,
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"]["version"] == "1"
@@ -241,6 +263,7 @@ def test_stack_up_train_predict_scrape_down(stack: Stack) -> None:
     status = {s["name"]: s for s in json.loads((stack.workspace / "status.json").read_text())}
     assert {n: (s["state"], s["healthy"]) for n, s in status.items()} == {
         "mlflow": ("running", True),
+        "mlflow-users": ("done", None),
         "trainer": ("done", None),
         "api": ("running", True),
         "prometheus": ("running", True),
@@ -276,7 +299,7 @@ def test_stack_with_the_monitor_and_api_replicas(stack: Stack) -> None:
     assert up.returncode == 0, up.stdout + up.stderr + stack.logs()
     services = stack.services()
     # the start order: the monitor after the trainer, before the api processes
-    assert list(services) == ["mlflow", "trainer", "monitor", "api-1", "api-2", "prometheus"]
+    assert list(services) == ["mlflow", "mlflow-users", "trainer", "monitor", "api-1", "api-2", "prometheus"]
     ports = {name: services[name].port for name in ("monitor", "api-1", "api-2")}
     assert ports == {"monitor": stack.monitor_port, "api-1": stack.api_port, "api-2": stack.api_port + 1}
     assert all(services[name].running() for name in ("mlflow", "monitor", "api-1", "api-2", "prometheus"))
@@ -341,6 +364,7 @@ def test_stack_with_the_monitor_and_api_replicas(stack: Stack) -> None:
     status = {s["name"]: s for s in json.loads((stack.workspace / "status.json").read_text())}
     assert {n: (s["state"], s["healthy"], s["port"]) for n, s in status.items()} == {
         "mlflow": ("running", True, stack.mlflow_port),
+        "mlflow-users": ("done", None, None),
         "trainer": ("done", None, None),
         "monitor": ("running", True, stack.monitor_port),
         "api-1": ("running", True, stack.api_port),

@@ -31,6 +31,13 @@ def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo_root: Path) -> Pat
     monkeypatch.delenv("MLFLOW_BACKEND_STORE_URI", raising=False)
     monkeypatch.delenv("SHIPYARD_PREDICTION_LOG_PATH", raising=False)  # the root conftest sets it
     monkeypatch.setenv("SHIPYARD_JWT_SECRET", SECRET)
+    for name in (
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "SHIPYARD_MLFLOW_TRAINER_PASSWORD",
+        "SHIPYARD_MLFLOW_READER_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
     return tmp_path
 
 
@@ -45,7 +52,7 @@ def by_name(p: StackPlan) -> dict[str, ServiceSpec]:
 
 def test_the_default_stack_runs_the_monitor_after_the_trainer_and_before_the_api(cwd: Path) -> None:
     p = plan(cwd)
-    assert [s.name for s in p.services] == ["mlflow", "trainer", "monitor", "api"]
+    assert [s.name for s in p.services] == ["mlflow", "mlflow-users", "trainer", "monitor", "api"]
     services = by_name(p)
     store = f"sqlite:///{cwd / '.stack' / 'monitoring.db'}"
 
@@ -85,7 +92,7 @@ def test_replicas_take_consecutive_ports_and_share_one_store(cwd: Path) -> None:
 
 def test_no_monitor_is_the_single_process_stack_of_before(cwd: Path) -> None:
     p = plan(cwd, monitor=False)
-    assert [s.name for s in p.services] == ["mlflow", "trainer", "api"]
+    assert [s.name for s in p.services] == ["mlflow", "mlflow-users", "trainer", "api"]
     api = by_name(p)["api"]
     assert api.env["SHIPYARD_MONITOR_IN_PROCESS"] == "true"  # drift and quality in the api, as before
     assert api.env["SHIPYARD_MONITORING_URL"] == f"sqlite:///{cwd / '.stack' / 'monitoring.db'}"
@@ -94,7 +101,7 @@ def test_no_monitor_is_the_single_process_stack_of_before(cwd: Path) -> None:
 
 def test_no_monitor_with_replicas_each_computes_drift_itself(cwd: Path) -> None:
     p = plan(cwd, monitor=False, api_replicas=2, train=False)
-    assert [s.name for s in p.services] == ["mlflow", "api-1", "api-2"]
+    assert [s.name for s in p.services] == ["mlflow", "mlflow-users", "api-1", "api-2"]
     assert {by_name(p)[n].env["SHIPYARD_MONITOR_IN_PROCESS"] for n in ("api-1", "api-2")} == {"true"}
     assert any("no monitor" in note and "2 api processes" in note for note in p.notes)
 
@@ -231,3 +238,58 @@ def _prometheus_installed() -> bool:
     import shutil
 
     return shutil.which("prometheus") is not None
+
+
+def test_mlflow_runs_behind_basic_auth_and_each_role_logs_in_as_itself(cwd: Path) -> None:
+    p = plan(cwd)
+    services = by_name(p)
+    mlflow = services["mlflow"]
+    command = mlflow.commands[0]
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    ini = cwd / ".stack" / "mlflow" / "basic_auth.ini"
+    assert mlflow.env["MLFLOW_AUTH_CONFIG_PATH"] == str(ini)
+    assert "default_permission = READ" in mlflow.files[ini] and "admin_password" not in mlflow.files[ini]
+    credentials = mlflow.files[cwd / ".stack" / "mlflow" / "credentials.env"]
+    generated = dict(line.split("=", 1) for line in credentials.splitlines()[1:])
+    assert set(generated) == {
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "SHIPYARD_MLFLOW_TRAINER_PASSWORD",
+        "SHIPYARD_MLFLOW_READER_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    }
+    assert len(set(generated.values())) == 4 and all(len(v) >= 24 for v in generated.values())
+    assert mlflow.env["MLFLOW_AUTH_ADMIN_PASSWORD"] == generated["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert not any(v in " ".join(command) for v in generated.values())  # never on a command line
+    users = services["mlflow-users"]
+    assert users.kind == "job" and users.commands[0][1:] == ("-m", "shipyard.orchestration.mlflow_users")
+    trainer = services["trainer"]
+    assert trainer.env["MLFLOW_TRACKING_USERNAME"] == "shipyard-trainer"
+    assert trainer.env["MLFLOW_TRACKING_PASSWORD"] == generated["SHIPYARD_MLFLOW_TRAINER_PASSWORD"]
+    assert all(
+        step.login == ("shipyard-trainer", generated["SHIPYARD_MLFLOW_TRAINER_PASSWORD"])
+        for step in trainer.steps
+    )
+    for name in ("monitor", "api"):
+        assert services[name].env["MLFLOW_TRACKING_USERNAME"] == "shipyard-reader"
+        assert services[name].env["MLFLOW_TRACKING_PASSWORD"] == generated["SHIPYARD_MLFLOW_READER_PASSWORD"]
+        assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in services[name].env  # only the server and the users job
+
+
+def test_mlflow_credentials_are_kept_and_the_environment_wins(
+    cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = by_name(plan(cwd))["mlflow"]
+    path = cwd / ".stack" / "mlflow" / "credentials.env"
+    path.parent.mkdir(parents=True)
+    path.write_text(first.files[path])
+    again = by_name(plan(cwd))["mlflow"]
+    assert path not in again.files  # nothing new to write: the same passwords as the first up
+    assert again.env["MLFLOW_AUTH_ADMIN_PASSWORD"] == first.env["MLFLOW_AUTH_ADMIN_PASSWORD"]
+
+    monkeypatch.setenv("SHIPYARD_MLFLOW_READER_PASSWORD", "reader-from-the-environment")
+    chosen = by_name(plan(cwd))
+    assert chosen["api"].env["MLFLOW_TRACKING_PASSWORD"] == "reader-from-the-environment"
+    assert "SHIPYARD_MLFLOW_READER_PASSWORD=reader-from-the-environment" in chosen["mlflow"].files[path]
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "short")
+    with pytest.raises(ConfigError, match="MLFLOW_AUTH_ADMIN_PASSWORD: at least 12 characters"):
+        plan(cwd)

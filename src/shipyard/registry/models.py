@@ -21,7 +21,7 @@ from shipyard.registry.artifacts import (
 )
 from shipyard.registry.deadline import redact_uri
 from shipyard.registry.lineage import TAG_PREFIX
-from shipyard.registry.tracking import configure_mlflow
+from shipyard.registry.tracking import configure_mlflow, refusal
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,8 @@ def _mlflow_errors(what: str, store: str) -> Iterator[None]:
         # ("... alias champion not found") from a server
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in exc.message.lower():
             raise ModelNotFoundError(f"{what}: not found in {store}") from None
-        raise RegistryError(f"{what}: {redact_uri(exc.message.splitlines()[0])}") from None
+        refused = refusal(exc)
+        raise RegistryError(f"{what}: {refused or redact_uri(exc.message.splitlines()[0])}") from None
     except OSError as exc:
         raise RegistryError(f"{what}: cannot reach {store}: {redact_uri(str(exc))}") from None
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from shipyard.config.settings import Settings
 from shipyard.errors import RegistryError
+from shipyard.registry.deadline import redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,24 @@ def flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def refusal(exc: Exception) -> str | None:
+    """What to say when an MLflow server behind its basic-auth app turned the request away (401/403):
+    who was logged in and what to check; None for any other error."""
+    message = str(getattr(exc, "message", exc))
+    code = str(getattr(exc, "error_code", ""))
+    if code == "PERMISSION_DENIED" or "403" in message.split("Response body")[0]:
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        who = (
+            f"user '{user}' (MLFLOW_TRACKING_USERNAME)"
+            if user
+            else "no user (MLFLOW_TRACKING_USERNAME unset)"
+        )
+        return f"permission denied to {who}: this login may read but not write here (403)"
+    if code == "UNAUTHENTICATED" or "401" in message.split("Response body")[0]:
+        return "the server asks for a login (401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+    return None
+
+
 class ExperimentTracker:
     """One tracking session against the configured store: set up an experiment, log a run into it."""
 
@@ -146,7 +165,8 @@ class ExperimentTracker:
             mlflow.set_experiment(experiment_id=experiment_id)
         except MlflowException as exc:
             raise RegistryError(
-                f"cannot use experiment '{name}' at {self.settings.store_uri}: {exc.message}"
+                f"cannot use experiment '{name}' at {redact_uri(self.settings.store_uri)}: "
+                f"{refusal(exc) or exc.message}"
             ) from None
         return str(experiment_id)
 
@@ -154,8 +174,15 @@ class ExperimentTracker:
     def run(self, run_name: str, tags: dict[str, str] | None = None, nested: bool = False) -> Iterator[str]:
         """A run that ends FINISHED on success and FAILED on any exception."""
         import mlflow
+        from mlflow.exceptions import MlflowException
 
-        with mlflow.start_run(run_name=run_name, tags=tags, nested=nested) as active:
+        try:
+            active = mlflow.start_run(run_name=run_name, tags=tags, nested=nested)
+        except MlflowException as exc:
+            raise RegistryError(
+                f"cannot start a run at {redact_uri(self.settings.store_uri)}: {refusal(exc) or exc.message}"
+            ) from None
+        with active:
             yield str(active.info.run_id)
 
     @contextmanager

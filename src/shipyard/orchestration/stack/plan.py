@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import secrets
 import shutil
 import sys
 from dataclasses import dataclass
@@ -25,6 +26,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shipyard.config.loading import load_config
 from shipyard.config.settings import Settings
 from shipyard.errors import ConfigError
+from shipyard.orchestration.mlflow_users import (
+    ADMIN_USER,
+    MIN_PASSWORD,
+    PASSWORD_ENV,
+    READER_USER,
+    SECRET_KEY_ENV,
+    TRAINER_USER,
+    auth_config,
+)
 from shipyard.orchestration.stack.prometheus import prometheus_service, rules_dir
 from shipyard.orchestration.stack.specs import HOST, JobStep, ServiceSpec, StackPlan
 
@@ -35,6 +45,8 @@ MAX_REPLICAS = 32
 _PG_DRIVERS = {"postgresql": "psycopg2", "postgresql+psycopg2": "psycopg2", "postgresql+psycopg": "psycopg"}
 _MONITORING_DRIVERS = {"postgresql+psycopg": "psycopg"}  # the monitoring store speaks psycopg 3 only
 _PIP = {"psycopg2": "pip install psycopg2-binary", "psycopg": "pip install 'psycopg[binary]'"}
+CREDENTIALS_FILE = Path("mlflow") / "credentials.env"  # under the state folder, mode 0600
+_CREDENTIAL_VARIABLES = (*PASSWORD_ENV.values(), SECRET_KEY_ENV)
 
 
 class StackSettings(BaseSettings):
@@ -61,6 +73,11 @@ class StackSettings(BaseSettings):
         "sqlite:///<state>/monitoring.db.",
     )
     state_dir: Path = Field(Path(".stack"), validation_alias="SHIPYARD_STACK_DIR")
+    # the MLflow server's credentials (default: generated on the first `up`, kept in the state folder)
+    mlflow_admin_password: str | None = Field(None, validation_alias="MLFLOW_AUTH_ADMIN_PASSWORD")
+    mlflow_trainer_password: str | None = Field(None, validation_alias="SHIPYARD_MLFLOW_TRAINER_PASSWORD")
+    mlflow_reader_password: str | None = Field(None, validation_alias="SHIPYARD_MLFLOW_READER_PASSWORD")
+    mlflow_secret_key: str | None = Field(None, validation_alias="MLFLOW_FLASK_SERVER_SECRET_KEY")
 
 
 def load_stack_settings() -> StackSettings:
@@ -125,7 +142,10 @@ def build_plan(options: StackOptions, cwd: Path | None = None) -> StackPlan:
     monitoring_url = _monitoring_url(options, env_settings, state_dir, cwd)
 
     base = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}
-    mlflow = _mlflow_service(options, env_settings, state_dir, ports.mlflow, base)
+    credentials, credential_files = stack_credentials(state_dir, env_settings)
+    mlflow = _mlflow_service(
+        options, env_settings, state_dir, ports.mlflow, base, credentials, credential_files
+    )
     server = f"http://{HOST}:{ports.mlflow}"
     client_env = {
         **base,
@@ -138,10 +158,23 @@ def build_plan(options: StackOptions, cwd: Path | None = None) -> StackPlan:
     }
     # the api processes and the monitor read and write one store, named the same way for each (whichever
     # opens it first brings its schema up to date, under a lock)
+    # every client logs in to MLflow as its role: the trainer writes, the api and the monitor read
+    users_env = {**client_env, **{v: credentials[v] for v in PASSWORD_ENV.values()}}
+    trainer = (TRAINER_USER, credentials[PASSWORD_ENV[TRAINER_USER]])
+    trainer_env = {
+        **client_env,
+        "MLFLOW_TRACKING_USERNAME": trainer[0],
+        "MLFLOW_TRACKING_PASSWORD": trainer[1],
+    }
+    client_env = {
+        **client_env,
+        "MLFLOW_TRACKING_USERNAME": READER_USER,
+        "MLFLOW_TRACKING_PASSWORD": credentials[PASSWORD_ENV[READER_USER]],
+    }
     store_env = {**client_env, "SHIPYARD_MONITORING_URL": monitoring_url}
-    services = [mlflow]
+    services = [mlflow, _users_service(options, users_env)]
     if options.train:
-        services.append(_trainer_service(options, models, client_env, server))
+        services.append(_trainer_service(options, models, trainer_env, server, trainer))
     if options.monitor:
         services.append(_monitor_service(options, ports.monitor, store_env))
     services.extend(_api_services(options, ports, store_env))
@@ -242,8 +275,54 @@ def _monitoring_url(options: StackOptions, env_settings: StackSettings, state_di
     )
 
 
+def stack_credentials(state_dir: Path, env_settings: StackSettings) -> tuple[dict[str, str], dict[Path, str]]:
+    """The MLflow admin's and the roles' passwords and the server's CSRF key: each from the environment
+    (or .env) when set there, else from the state folder's credentials file, else generated now (and
+    that file, mode 0600, to write). The same values on every ``up``: MLflow keeps the admin password it
+    first started with."""
+    from dotenv import dotenv_values
+
+    path = state_dir / CREDENTIALS_FILE
+    kept = {k: v for k, v in dotenv_values(path).items() if v} if path.exists() else {}
+    set_here = {
+        PASSWORD_ENV[ADMIN_USER]: env_settings.mlflow_admin_password,
+        PASSWORD_ENV[TRAINER_USER]: env_settings.mlflow_trainer_password,
+        PASSWORD_ENV[READER_USER]: env_settings.mlflow_reader_password,
+        SECRET_KEY_ENV: env_settings.mlflow_secret_key,
+    }
+    values: dict[str, str] = {}
+    for variable in _CREDENTIAL_VARIABLES:
+        given = set_here[variable]
+        values[variable] = given or kept.get(variable) or secrets.token_urlsafe(24)
+        if given and variable in PASSWORD_ENV.values() and len(given) < MIN_PASSWORD:
+            raise ConfigError(f"{variable}: at least {MIN_PASSWORD} characters, got {len(given)}")
+    if all(kept.get(v) == values[v] for v in _CREDENTIAL_VARIABLES):
+        return values, {}
+    text = "# MLflow credentials of this stack (shipyard stack up): keep private\n" + "".join(
+        f"{variable}={values[variable]}\n" for variable in _CREDENTIAL_VARIABLES
+    )
+    return values, {path: text}
+
+
+def _users_service(options: StackOptions, env: dict[str, str]) -> ServiceSpec:
+    """Creates (or re-keys) the roles' MLflow users as the admin, once the server answers."""
+    return ServiceSpec(
+        name="mlflow-users",
+        kind="job",
+        commands=((sys.executable, "-m", "shipyard.orchestration.mlflow_users"),),
+        env=env,
+        timeout=options.timeout,
+        steps=(JobStep(label=f"{TRAINER_USER}, {READER_USER}"),),
+        ran_text="set up MLflow users",
+    )
+
+
 def _trainer_service(
-    options: StackOptions, models: list[str], env: dict[str, str], server: str
+    options: StackOptions,
+    models: list[str],
+    env: dict[str, str],
+    server: str,
+    login: tuple[str, str] | None = None,
 ) -> ServiceSpec:
     """Like the Compose trainer: train, register and gate each model that has no champion yet."""
     alias = Settings().champion_alias
@@ -260,6 +339,7 @@ def _trainer_service(
                 if options.retrain
                 else f"{server}/api/2.0/mlflow/registered-models/alias?"
                 + urlencode({"name": model, "alias": alias}),
+                login=login,
             )
             for model in models
         ),
@@ -317,7 +397,13 @@ def _api_services(options: StackOptions, ports: _Ports, env: dict[str, str]) -> 
 
 
 def _mlflow_service(
-    options: StackOptions, env_settings: StackSettings, state_dir: Path, port: int, env: dict[str, str]
+    options: StackOptions,
+    env_settings: StackSettings,
+    state_dir: Path,
+    port: int,
+    env: dict[str, str],
+    credentials: dict[str, str],
+    credential_files: dict[Path, str],
 ) -> ServiceSpec:
     store = options.backend_store_uri or env_settings.backend_store_uri
     if store is None:
@@ -328,8 +414,10 @@ def _mlflow_service(
         if driver and importlib.util.find_spec(driver) is None:
             raise ConfigError(f"the MLflow store {scheme}://... needs the {driver} driver: {_PIP[driver]}")
     url = f"http://{HOST}:{port}"
+    auth_ini = state_dir / "mlflow" / "basic_auth.ini"
     command = (
         sys.executable, "-m", "mlflow", "server",
+        "--app-name", "basic-auth",
         "--artifacts-destination", (state_dir / "mlflow" / "artifacts").as_uri(),
         "--serve-artifacts",
         "--host", HOST,
@@ -342,7 +430,17 @@ def _mlflow_service(
         kind="server",
         commands=(command,),
         # read by `mlflow server` like --backend-store-uri, but a password stays out of `ps` and state.json
-        env={**env, "MLFLOW_BACKEND_STORE_URI": store},
+        env={
+            **env,
+            "MLFLOW_BACKEND_STORE_URI": store,
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+            PASSWORD_ENV[ADMIN_USER]: credentials[PASSWORD_ENV[ADMIN_USER]],
+            SECRET_KEY_ENV: credentials[SECRET_KEY_ENV],
+        },
+        files={
+            auth_ini: auth_config(f"sqlite:///{state_dir / 'mlflow' / 'basic_auth.db'}"),
+            **credential_files,
+        },
         timeout=options.timeout,
         port=port,
         url=url,

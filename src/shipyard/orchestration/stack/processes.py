@@ -9,6 +9,7 @@ its start time.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import os
@@ -159,10 +160,14 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    """Whether GET ``url`` answers 200."""
+def http_ok(url: str, timeout: float = 2.0, login: tuple[str, str] | None = None) -> bool:
+    """Whether GET ``url`` answers 200 (as ``login``, a basic-auth user and password, when given)."""
+    request = urllib.request.Request(url)
+    if login is not None:
+        token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(response.status) == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from shipyard.errors import ShipyardError
+from shipyard.orchestration.mlflow_users import write_private
 from shipyard.orchestration.stack.plan import StackOptions, build_plan, load_stack_settings
 from shipyard.orchestration.stack.processes import (
     http_ok,
@@ -232,9 +233,8 @@ class _Starter:
     def start(self, spec: ServiceSpec) -> None:
         if self.reporter:
             self.reporter.step(spec.name, "starting" if spec.kind == "server" else "running")
-        for path, text in spec.files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        for path, text in spec.files.items():  # owner-only: one of them holds the MLflow credentials
+            write_private(path, text)
         log = self.plan.log(spec.name)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
@@ -293,7 +293,7 @@ class _Starter:
         ran, skipped = [], []
         for index, command in enumerate(spec.commands):
             step = spec.steps[index] if index < len(spec.steps) else JobStep(label=command[-1])
-            if step.skip_if_ok and http_ok(step.skip_if_ok):
+            if step.skip_if_ok and http_ok(step.skip_if_ok, login=step.login):
                 skipped.append(step.label)
                 with log.open("ab") as out:
                     out.write(f"{step.label}: already done ({step.skip_if_ok} answers), skipped\n".encode())

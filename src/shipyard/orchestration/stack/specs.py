@@ -37,6 +37,7 @@ class JobStep:
 
     label: str
     skip_if_ok: str | None = None
+    login: tuple[str, str] | None = field(default=None, repr=False)  # basic auth for skip_if_ok
 
 
 @dataclass(frozen=True)
