@@ -150,6 +150,7 @@ OPEN_ROUTES = {
     ("GET", "/models"),
     ("GET", "/models/{name}"),
     ("GET", "/models/{name}/drift"),
+    ("GET", "/models/{name}/quality/history"),
     ("GET", "/metrics"),
     ("GET", "/v2"),
     ("GET", "/v2/health/live"),
