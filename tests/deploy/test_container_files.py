@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,7 @@ ENV_EXAMPLE = REPO / ".env.example"
 # The services issues #7 and #12 ask for, and for those that publish a port: the .env variable naming the
 # host side, its documented default, and the container port. The api publishes a range (one host port per
 # replica, so `--scale api=N` does not collide).
-SERVICES = {"postgres", "mlflow", "trainer", "api", "monitor", "worker", "redis", "jupyter"}
+SERVICES = {"postgres", "mlflow", "mlflow-users", "trainer", "api", "monitor", "worker", "redis", "jupyter"}
 SERVICES |= {"prometheus", "alertmanager", "grafana"}
 PUBLISHED = {
     "mlflow": ("MLFLOW_PORT", "5000", 5000),
@@ -732,13 +733,19 @@ def test_the_stack_has_every_service_with_its_dependencies(compose: dict[str, An
     assert conditions["monitor"] == {
         "postgres": "service_healthy",
         "mlflow": "service_healthy",
+        "mlflow-users": "service_completed_successfully",
         "trainer": "service_completed_successfully",
     }
-    assert conditions["trainer"] == {"mlflow": "service_healthy"}
+    assert conditions["mlflow-users"] == {"mlflow": "service_healthy"}
+    assert conditions["trainer"] == {
+        "mlflow": "service_healthy",
+        "mlflow-users": "service_completed_successfully",
+    }
     assert conditions["mlflow"] == {"postgres": "service_healthy"}
     assert conditions["worker"]["redis"] == "service_healthy"
     assert services["trainer"]["restart"] == "no"
-    for name in ("api", "monitor", "worker", "trainer", "mlflow", "jupyter"):
+    assert services["mlflow-users"]["restart"] == "no"
+    for name in ("api", "monitor", "worker", "trainer", "mlflow", "mlflow-users", "jupyter"):
         assert services[name]["build"]["context"] == ".", name
         assert services[name].get("user") is None, f"{name}: the image's unprivileged user, not another"
 
@@ -758,7 +765,7 @@ def test_no_container_runs_as_root(compose: dict[str, Any]) -> None:
         else:
             assert image in image_user and "user" not in service, f"{name}: who does {image} run as?"
     read_only = {name for name, s in compose["services"].items() if s.get("read_only")}
-    assert read_only == {"mlflow", "trainer", "api", "monitor", "worker"}
+    assert read_only == {"mlflow", "mlflow-users", "trainer", "api", "monitor", "worker"}
 
 
 def test_every_secret_in_env_example_is_a_placeholder_the_stack_refuses(env_example: dict[str, str]) -> None:
@@ -772,6 +779,10 @@ def test_every_secret_in_env_example_is_a_placeholder_the_stack_refuses(env_exam
         "MONITORING_DB_PASSWORD",
         "REDIS_PASSWORD",
         "GRAFANA_ADMIN_PASSWORD",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "SHIPYARD_MLFLOW_TRAINER_PASSWORD",
+        "SHIPYARD_MLFLOW_READER_PASSWORD",
     }
     assert all(v == "" for v in secrets.values()), f"secrets with values in .env.example: {secrets}"
     settings = Settings(_env_file=None, auth_enabled=True, jwt_secret=env_example["SHIPYARD_JWT_SECRET"])
@@ -781,7 +792,9 @@ def test_every_secret_in_env_example_is_a_placeholder_the_stack_refuses(env_exam
 
 def test_mlflow_serves_its_artifacts_from_postgres_for_the_service_names(compose: dict[str, Any]) -> None:
     mlflow = compose["services"]["mlflow"]
-    options = dict(arg.removeprefix("--").partition("=")[::2] for arg in mlflow["command"][1:])
+    argv = mlflow_server_argv(compose_argv(mlflow))
+    assert argv[:2] == ["mlflow", "server"]
+    options = dict(arg.removeprefix("--").partition("=")[::2] for arg in argv[2:])
     assert "serve-artifacts" in options
     allowed = options["allowed-hosts"].split(",")
     assert {"mlflow", "mlflow:5000", "localhost:*"} <= set(allowed)
@@ -924,6 +937,40 @@ def parse_click(root: Any, argv: list[str]) -> Any:
     return command
 
 
+def compose_argv(service: dict[str, Any]) -> list[str]:
+    """What a service's container runs: its entrypoint then its command, ``$$`` read as Compose reads it."""
+    argv = [*(service.get("entrypoint") or []), *(service.get("command") or [])]
+    return [str(interpolate(a, {})) for a in argv]
+
+
+def mlflow_server_argv(argv: list[str]) -> list[str]:
+    """The command the MLflow wrapper ``/bin/sh -c 'SETUP && exec mlflow server ... "$@"' NAME ARGS...``
+    replaces itself with: the words after its last ``exec``, ``"$@"`` being ARGS."""
+    assert argv[:2] == ["/bin/sh", "-c"], argv
+    script, _name, *args = argv[2:]
+    words = shlex.split(script.rpartition("exec ")[2])
+    assert words.count("$@") == 1, script
+    at = words.index("$@")
+    return [*words[:at], *args, *words[at + 1 :]]
+
+
+def run_mlflow_wrapper(
+    argv: list[str], tmp_path: Path, **env: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run the MLflow container's command with a fake ``mlflow`` (it records its arguments, one per line,
+    in the returned file) and this venv's python, so the real ``--write-config`` step runs."""
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    calls = tmp_path / "mlflow-argv.txt"
+    (folder / "python").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    (folder / "mlflow").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {shlex.quote(str(calls))}\n')
+    for tool in ("python", "mlflow"):
+        (folder / tool).chmod(0o755)
+    environment = {"PATH": f"{folder}:/usr/bin:/bin", "HOME": str(tmp_path), **env}
+    done = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=60, check=False)
+    return done, calls
+
+
 def test_compose_commands_parse_with_the_real_clis(compose: dict[str, Any]) -> None:
     from mlflow.cli import cli as mlflow_cli
 
@@ -935,8 +982,9 @@ def test_compose_commands_parse_with_the_real_clis(compose: dict[str, Any]) -> N
     assert parse_shipyard(services["api"]["command"]).name == "serve"
     assert parse_shipyard(services["worker"]["command"]).name == "worker"
     assert parse_shipyard(services["monitor"]["command"]).name == "monitor"
-    assert services["mlflow"]["entrypoint"] == ["mlflow"]
-    assert parse_click(mlflow_cli, services["mlflow"]["command"]).name == "server"
+    argv = mlflow_server_argv(compose_argv(services["mlflow"]))
+    assert argv[0] == "mlflow"
+    assert parse_click(mlflow_cli, argv[1:]).name == "server"
     script = services["trainer"]["command"][0]
     models = re.search(r"for model in ([\w ]+); do", script)
     assert models is not None, script
@@ -946,6 +994,148 @@ def test_compose_commands_parse_with_the_real_clis(compose: dict[str, Any]) -> N
         parse_shipyard(["train", "-c", f"configs/{model}.yaml"])
         parse_shipyard(["models", "lineage", model, "champion"])
     assert 'shipyard train -c "configs/$$model.yaml"' in script
+
+
+# ---------------------------------------------------------------------------- MLflow behind its basic auth
+
+# Who logs in to MLflow as whom (shipyard.orchestration.mlflow_users): the writers and the readers, by the
+# variable holding each one's password. The admin's password is for the server and the users job only.
+MLFLOW_ROLES = {
+    "trainer": "shipyard-trainer",
+    "jupyter": "shipyard-trainer",
+    "api": "shipyard-reader",
+    "monitor": "shipyard-reader",
+    "worker": "shipyard-reader",
+}
+ADMIN_HOLDERS = {"mlflow", "mlflow-users"}
+
+
+def required_reference(value: str) -> Reference | None:
+    """The one required variable a value is, exactly (``${NAME:?message}``), else None."""
+    refs = references(value)
+    if len(refs) == 1 and refs[0].required and value == refs_text(refs[0]):
+        return refs[0]
+    return None
+
+
+def test_mlflow_runs_behind_basic_auth_with_its_users_in_the_store(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """The container writes the auth config (the store's own database, 0600, on the tmpfs), then becomes
+    `mlflow server --app-name=basic-auth` with every option of the service; without the database it
+    stops before MLflow starts (never an open server). Run as the container runs it, MLflow faked."""
+    from mlflow.cli import cli as mlflow_cli
+
+    from shipyard.orchestration.mlflow_users import auth_config
+
+    mlflow = compose["services"]["mlflow"]
+    env = environment(mlflow)
+    assert env["MLFLOW_AUTH_DATABASE_URI"] == env["MLFLOW_BACKEND_STORE_URI"]
+    config_path = env["MLFLOW_AUTH_CONFIG_PATH"]
+    assert config_path.startswith("/tmp/") and mlflow["tmpfs"] == ["/tmp"] and mlflow["read_only"] is True
+    argv = compose_argv(mlflow)
+    exec_argv = mlflow_server_argv(argv)
+    assert exec_argv[:3] == ["mlflow", "server", "--app-name=basic-auth"]
+    assert exec_argv[3:] == mlflow["command"], "the options come from `command`, the auth app does not"
+
+    store = "postgresql+psycopg://mlflow:0123456789abcdef@postgres:5432/mlflow"
+    written = tmp_path / "basic_auth.ini"
+    done, calls = run_mlflow_wrapper(
+        argv, tmp_path, MLFLOW_AUTH_CONFIG_PATH=str(written), MLFLOW_AUTH_DATABASE_URI=store
+    )
+    assert done.returncode == 0, done.stderr
+    ran = calls.read_text().splitlines()
+    assert ran == exec_argv[1:]
+    context = mlflow_cli.commands["server"].make_context("server", ran[1:])
+    assert context.params["app_name"] == "basic-auth"
+    assert context.params["serve_artifacts"] is True
+    assert written.read_text() == auth_config(store)
+    assert written.stat().st_mode & 0o777 == 0o600
+
+    calls.unlink()
+    refused, _ = run_mlflow_wrapper(argv, tmp_path, MLFLOW_AUTH_CONFIG_PATH=str(written))
+    assert refused.returncode != 0 and "MLFLOW_AUTH_DATABASE_URI" in refused.stderr
+    assert not calls.exists(), "MLflow started without its users' database"
+    unset, _ = run_mlflow_wrapper(argv, tmp_path, MLFLOW_AUTH_DATABASE_URI=store)
+    assert unset.returncode != 0 and not calls.exists()
+    # the health check stays on /health, which the auth app leaves open
+    check = healthcheck_test(mlflow)
+    assert isinstance(check, list) and "http://127.0.0.1:5000/health" in check[-1]
+
+
+def test_mlflow_admin_password_and_secret_key_are_required_variables(
+    compose: dict[str, Any], env_example: dict[str, str]
+) -> None:
+    from shipyard.orchestration.mlflow_users import ADMIN_USER, PASSWORD_ENV, SECRET_KEY_ENV
+
+    env = environment(compose["services"]["mlflow"])
+    for variable in (PASSWORD_ENV[ADMIN_USER], SECRET_KEY_ENV):
+        reference = required_reference(env[variable])
+        assert reference is not None, f"{variable}: {env[variable]} is not a required variable"
+        assert reference.name == variable, "the same name as `shipyard stack up` reads from .env"
+        assert env_example[variable] == ""
+        filled = {k: v or "0123456789abcdef0123456789abcdef" for k, v in env_example.items()}
+        with pytest.raises(ValueError, match=f"required variable {variable} is missing"):
+            interpolate(compose, {k: v for k, v in filled.items() if k != variable})
+
+
+def test_every_mlflow_client_logs_in_as_its_role(compose: dict[str, Any]) -> None:
+    """Each service that talks to MLflow has MLFLOW_TRACKING_USERNAME/PASSWORD of its role, the password
+    a required variable; no one but the server and the users job is given the admin's password."""
+    from shipyard.orchestration.mlflow_users import ADMIN_USER, PASSWORD_ENV, READER_USER, TRAINER_USER
+
+    services = compose["services"]
+    clients = {n for n, s in services.items() if "MLFLOW_TRACKING_URI" in environment(s)} - ADMIN_HOLDERS
+    assert clients == set(MLFLOW_ROLES)
+    assert set(MLFLOW_ROLES.values()) == {TRAINER_USER, READER_USER}
+    for name, user in MLFLOW_ROLES.items():
+        env = environment(services[name])
+        assert env["MLFLOW_TRACKING_USERNAME"] == user, name
+        reference = required_reference(env["MLFLOW_TRACKING_PASSWORD"])
+        assert reference is not None and reference.name == PASSWORD_ENV[user], name
+    admin = PASSWORD_ENV[ADMIN_USER]
+    holding = {
+        name
+        for name, service in services.items()
+        for _, text in strings(service)
+        if admin in text or any(r.name == admin for r in references(text))
+    }
+    assert holding == ADMIN_HOLDERS
+    # the role passwords reach their own clients and the users job, nowhere else
+    for user in (TRAINER_USER, READER_USER):
+        variable = PASSWORD_ENV[user]
+        using = {
+            name
+            for name, service in services.items()
+            if any(r.name == variable for _, text in strings(service) for r in references(text))
+        }
+        assert using == {n for n, u in MLFLOW_ROLES.items() if u == user} | {"mlflow-users"}, user
+
+
+def test_the_users_job_runs_after_the_server_and_before_its_clients(compose: dict[str, Any]) -> None:
+    """One-shot, locked down like the trainer, started once MLflow is healthy; every client (and the
+    trainer first of all) waits for it to succeed."""
+    import importlib.util
+
+    from shipyard.orchestration.mlflow_users import PASSWORD_ENV
+
+    services = compose["services"]
+    job, trainer = services["mlflow-users"], services["trainer"]
+    assert compose_argv(job) == ["python", "-m", "shipyard.orchestration.mlflow_users"]
+    assert importlib.util.find_spec("shipyard.orchestration.mlflow_users") is not None
+    for option in ("read_only", "tmpfs", "cap_drop", "security_opt", "init", "image", "build"):
+        assert job[option] == trainer[option], option
+    assert job["restart"] == "no" and healthcheck_test(job) is None and "ports" not in job
+    assert job["depends_on"] == {"mlflow": {"condition": "service_healthy"}}
+    env = environment(job)
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    for variable in PASSWORD_ENV.values():
+        reference = required_reference(env[variable])
+        assert reference is not None and reference.name == variable, variable
+    assert "MLFLOW_TRACKING_PASSWORD" not in env
+    for name in MLFLOW_ROLES:
+        assert services[name]["depends_on"]["mlflow-users"] == {"condition": "service_completed_successfully"}
+        assert "mlflow-users" in waits_for(services, name)
 
 
 # ------------------------------------------------------------------------------------ architecture diagram

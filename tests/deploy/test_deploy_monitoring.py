@@ -30,7 +30,10 @@ def test_rules_and_config_pass_promtool() -> None:
     prometheus = DEPLOY / "prometheus"
     checked = promtool("check", "rules", "rules/shipyard.yml", cwd=prometheus)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 10 rules found" in checked.stdout
+    rules = yaml.safe_load((prometheus / "rules/shipyard.yml").read_text())
+    count = sum(len(group["rules"]) for group in rules["groups"])
+    assert count >= 10
+    assert f"SUCCESS: {count} rules found" in checked.stdout
     tested = promtool("test", "rules", "tests/shipyard_test.yml", cwd=prometheus)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     config = promtool("check", "config", "--syntax-only", "prometheus.yml", cwd=prometheus)

@@ -11,6 +11,7 @@ each check bites.
 from __future__ import annotations
 
 import functools
+import inspect
 import ipaddress
 import re
 import shlex
@@ -49,7 +50,9 @@ SECRET_TEMPLATE = K8S / "base/secrets.template.yaml"
 # the oldest Kubernetes the manifests are meant for, and the newest the validator knows
 K8S_VERSIONS = ("1.30", "latest")
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
-SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|_KEY$|DATABASE_URL|BACKEND_STORE_URI|MONITORING_URL")
+SECRET_NAME = re.compile(
+    r"SECRET|PASSWORD|TOKEN|PRIVATE|_KEY$|DATABASE_URL|DATABASE_URI|BACKEND_STORE_URI|MONITORING_URL"
+)
 MONITORING_URL_REF = {"name": "shipyard-secrets", "key": "monitoring-url"}
 
 
@@ -419,9 +422,11 @@ def test_the_ingress_routes_public_paths_only(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_mlflow_server_uses_the_secret_database_and_allows_its_service_name(overlay: str) -> None:
+    from tests.deploy.test_container_files import mlflow_server_argv
+
     objects = rendered(overlay)
     (container,) = containers(one(objects, "Deployment", "mlflow"))
-    line = command_line(container)
+    line = " ".join(mlflow_server_argv([*container["command"], *container["args"]]))
     assert line.startswith("mlflow server")
     allowed = re.search(r"--allowed-hosts[= ](\S+)", line)
     assert allowed is not None
@@ -440,6 +445,178 @@ def test_mlflow_server_uses_the_secret_database_and_allows_its_service_name(over
     service = one(objects, "Service", "mlflow")
     config = one(objects, "ConfigMap", "shipyard-config")["data"]
     assert config["SHIPYARD_TRACKING_URI"] == f"http://mlflow:{service['spec']['ports'][0]['port']}"
+
+
+# --- MLflow behind its basic auth ------------------------------------------------------------------
+
+DATABASE_URL_REF = {"name": "shipyard-secrets", "key": "database-url"}
+# Every container that talks to MLflow, with the user it logs in as (the Secret key holding its password);
+# the monitor's init container only upgrades the monitoring store.
+MLFLOW_CLIENTS = {
+    ("Deployment", "shipyard-api", "api"): "shipyard-reader",
+    ("Deployment", "shipyard-monitor", "monitor"): "shipyard-reader",
+    ("Deployment", "shipyard-worker", "worker"): "shipyard-reader",
+    ("CronJob", "shipyard-batch-score-housing", "batch-score"): "shipyard-reader",
+    ("CronJob", "shipyard-retrain-iris", "retrain"): "shipyard-trainer",
+    ("CronJob", "shipyard-retrain-housing", "retrain"): "shipyard-trainer",
+}
+NOT_MLFLOW_CLIENTS = {("Deployment", "shipyard-monitor", "upgrade-store")}
+ROLE_SECRET_KEYS = {
+    "shipyard-trainer": "mlflow-trainer-password",
+    "shipyard-reader": "mlflow-reader-password",
+}
+MLFLOW_SERVER = ("Deployment", "mlflow", "mlflow")
+USERS_JOB = ("Job", "shipyard-mlflow-users", "mlflow-users")
+
+
+def every_container(objects: tuple[Obj, ...]) -> Iterator[tuple[tuple[str, str, str], Obj]]:
+    for obj in objects:
+        for container in containers(obj):
+            yield (obj["kind"], obj["metadata"]["name"], container["name"]), container
+
+
+def secret_ref(container: Obj, variable: str) -> Obj | None:
+    entry = env_of(container).get(variable) or {}
+    reference: Obj | None = (entry.get("valueFrom") or {}).get("secretKeyRef")
+    return reference
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_mlflow_server_runs_behind_basic_auth(overlay: str, tmp_path: Path) -> None:
+    """The container writes the auth config (the backend store's database, from the same Secret key) to
+    its tmp volume, then becomes `mlflow server --app-name=basic-auth` with the manifest's args: run as the
+    kubelet runs it (args after the command, $(VAR) expanded), MLflow faked. The admin password and the
+    CSRF key come from the Secret."""
+    from mlflow.cli import cli as mlflow_cli
+
+    from shipyard.orchestration.mlflow_users import auth_config
+    from tests.deploy.test_container_files import mlflow_server_argv, run_mlflow_wrapper
+
+    deployment = one(rendered(overlay), "Deployment", "mlflow")
+    (container,) = containers(deployment)
+    env = env_of(container)
+    assert secret_ref(container, "MLFLOW_BACKEND_STORE_URI") == DATABASE_URL_REF
+    assert secret_ref(container, "MLFLOW_AUTH_DATABASE_URI") == DATABASE_URL_REF
+    assert secret_ref(container, "MLFLOW_AUTH_ADMIN_PASSWORD") == {
+        "name": "shipyard-secrets",
+        "key": "mlflow-admin-password",
+    }
+    assert secret_ref(container, "MLFLOW_FLASK_SERVER_SECRET_KEY") == {
+        "name": "shipyard-secrets",
+        "key": "mlflow-secret-key",
+    }
+    config_path = env["MLFLOW_AUTH_CONFIG_PATH"]["value"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    tmp = next(m for m in container["volumeMounts"] if m["mountPath"] == "/tmp")
+    assert config_path.startswith("/tmp/") and "emptyDir" in volumes[tmp["name"]]
+
+    namespace = deployment["metadata"]["namespace"]
+    argv = [a.replace("$(POD_NAMESPACE)", namespace) for a in [*container["command"], *container["args"]]]
+    exec_argv = mlflow_server_argv(argv)
+    assert exec_argv[:3] == ["mlflow", "server", "--app-name=basic-auth"]
+    store = "postgresql+psycopg://mlflow:0123456789abcdef@db.example.internal:5432/mlflow"
+    written = tmp_path / "basic_auth.ini"
+    done, calls = run_mlflow_wrapper(
+        argv, tmp_path, MLFLOW_AUTH_CONFIG_PATH=str(written), MLFLOW_AUTH_DATABASE_URI=store
+    )
+    assert done.returncode == 0, done.stderr
+    ran = calls.read_text().splitlines()
+    assert ran == exec_argv[1:]
+    context = mlflow_cli.commands["server"].make_context("server", ran[1:])
+    assert context.params["app_name"] == "basic-auth"
+    assert f"mlflow.{namespace}.svc:5000" in context.params["allowed_hosts"].split(",")
+    assert written.read_text() == auth_config(store)
+    assert written.stat().st_mode & 0o777 == 0o600
+    calls.unlink()
+    refused, _ = run_mlflow_wrapper(argv, tmp_path, MLFLOW_AUTH_CONFIG_PATH=str(written))
+    assert refused.returncode != 0 and not calls.exists(), "MLflow started without its users' database"
+    # the probes ask /health, which the auth app leaves open
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_mlflow_client_logs_in_as_its_role(overlay: str) -> None:
+    """Every container that gets the tracking server's address is a known client with the user of its
+    role and that role's password from the Secret (or is known not to talk to MLflow); the admin password
+    and the CSRF key reach only the server (and the users job, the admin's)."""
+    from shipyard.orchestration.mlflow_users import READER_USER, TRAINER_USER
+
+    objects = rendered(overlay)
+    config = one(objects, "ConfigMap", "shipyard-config")["data"]
+    server = config["SHIPYARD_TRACKING_URI"]
+    assert set(MLFLOW_CLIENTS.values()) == {TRAINER_USER, READER_USER} == set(ROLE_SECRET_KEYS)
+    found = {}
+    admin_holders, key_holders = set(), set()
+    for where, container in every_container(objects):
+        env = env_of(container)
+        told = any(s["configMapRef"]["name"] == "shipyard-config" for s in container.get("envFrom") or [])
+        if told or env.get("MLFLOW_TRACKING_URI", {}).get("value") == server:
+            assert where in {*MLFLOW_CLIENTS, *NOT_MLFLOW_CLIENTS, MLFLOW_SERVER, USERS_JOB}, (
+                f"{where} can reach MLflow: add it to MLFLOW_CLIENTS with its role"
+            )
+        if "MLFLOW_TRACKING_USERNAME" in env:
+            user = env["MLFLOW_TRACKING_USERNAME"]["value"]
+            assert secret_ref(container, "MLFLOW_TRACKING_PASSWORD") == {
+                "name": "shipyard-secrets",
+                "key": ROLE_SECRET_KEYS[user],
+            }, where
+            found[where] = user
+        references = [
+            (e.get("valueFrom") or {}).get("secretKeyRef", {}).get("key") for e in container.get("env") or []
+        ]
+        if "mlflow-admin-password" in references or "MLFLOW_AUTH_ADMIN_PASSWORD" in env:
+            admin_holders.add(where)
+        if "mlflow-secret-key" in references or "MLFLOW_FLASK_SERVER_SECRET_KEY" in env:
+            key_holders.add(where)
+    assert found == MLFLOW_CLIENTS
+    assert admin_holders == {MLFLOW_SERVER, USERS_JOB}
+    assert key_holders == {MLFLOW_SERVER}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_users_job_creates_the_roles_once_mlflow_answers(overlay: str) -> None:
+    """A Job runs the users job as the admin, against the Service the clients use, with every password
+    from the Secret. It waits for /health itself and is retried for longer than MLflow's first start may
+    take (its startup probe's allowance); once finished it is removed, so the next apply runs it again."""
+    from shipyard.orchestration import mlflow_users
+
+    objects = rendered(overlay)
+    job = one(objects, "Job", "shipyard-mlflow-users")
+    (container,) = containers(job)
+    assert container["command"] == ["python", "-m", "shipyard.orchestration.mlflow_users"]
+    env = env_of(container)
+    config = one(objects, "ConfigMap", "shipyard-config")["data"]
+    assert env["MLFLOW_TRACKING_URI"]["value"] == config["SHIPYARD_TRACKING_URI"]
+    keys = {
+        mlflow_users.ADMIN_USER: "mlflow-admin-password",
+        mlflow_users.TRAINER_USER: "mlflow-trainer-password",
+        mlflow_users.READER_USER: "mlflow-reader-password",
+    }
+    for user, variable in mlflow_users.PASSWORD_ENV.items():
+        assert secret_ref(container, variable) == {"name": "shipyard-secrets", "key": keys[user]}, variable
+    assert "MLFLOW_TRACKING_PASSWORD" not in env
+    spec = job["spec"]
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+    assert spec["ttlSecondsAfterFinished"] > 0
+    (server,) = containers(one(objects, "Deployment", "mlflow"))
+    startup = server["startupProbe"]["periodSeconds"] * server["startupProbe"]["failureThreshold"]
+    waits = inspect.signature(mlflow_users.wait_for).parameters["timeout"].default
+    attempts = spec["backoffLimit"] + 1
+    backoff = sum(min(10 * 2**n, 360) for n in range(spec["backoffLimit"]))  # the Job controller's delays
+    assert attempts * waits + backoff > startup
+    assert spec["activeDeadlineSeconds"] >= attempts * waits + backoff
+    labels = spec["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/component"] == "mlflow-users"  # the label the NetworkPolicies admit
+
+
+def test_the_secret_template_names_every_mlflow_key() -> None:
+    (secret,) = (s for s in load_documents(SECRET_TEMPLATE) if s["metadata"]["name"] == "shipyard-secrets")
+    keys = {"mlflow-admin-password", "mlflow-secret-key", "mlflow-trainer-password", "mlflow-reader-password"}
+    assert keys <= set(secret["stringData"])
+    text = SECRET_TEMPLATE.read_text()
+    for key in keys:
+        assert f'--from-literal={key}="$(openssl rand -hex 32)"' in text, key
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -699,7 +876,7 @@ def test_network_policies_open_only_the_intended_paths(overlay: str) -> None:
         Peer("internet", None, {}, (("TCP", 443),), ip="198.51.100.7"),
     ]
     allowed = reachable(rendered(overlay), outside)
-    in_namespace = ("api", "monitor", "worker", "mlflow", "redis", "retrain", "batch-score")
+    in_namespace = ("api", "monitor", "worker", "mlflow", "redis", "retrain", "batch-score", "mlflow-users")
     expected = {
         ("ingress-controller", "api", "TCP/8000"),
         ("prometheus", "api", "TCP/8000"),
@@ -709,6 +886,7 @@ def test_network_policies_open_only_the_intended_paths(overlay: str) -> None:
         ("worker", "mlflow", "TCP/5000"),
         ("retrain", "mlflow", "TCP/5000"),
         ("batch-score", "mlflow", "TCP/5000"),
+        ("mlflow-users", "mlflow", "TCP/5000"),  # the users job, as the admin
         ("api", "redis", "TCP/6379"),
         ("worker", "redis", "TCP/6379"),
         # the databases: MLflow's backend store, and the monitoring store the api writes, the monitor

@@ -197,8 +197,17 @@ def test_stack_up_train_predict_scrape_down(stack: Stack) -> None:
     assert httpx.get(search, params={"max_results": 1}).status_code == 401
     assert httpx.get(search, params={"max_results": 1}, auth=("shipyard-reader", "wrong")).status_code == 401
     assert httpx.get(search, params={"max_results": 1}, auth=reader).status_code == 200
-    create = httpx.post(f"{registry}/api/2.0/mlflow/experiments/create", json={"name": "x"}, auth=reader)
-    assert create.status_code == 403, create.text
+    iris = httpx.get(
+        f"{registry}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "iris"}, auth=reader
+    )
+    assert iris.status_code == 200, (
+        iris.text
+    )  # the reader reads the trainer's experiment, but cannot write it
+    experiment = iris.json()["experiment"]["experiment_id"]
+    run = httpx.post(
+        f"{registry}/api/2.0/mlflow/runs/create", json={"experiment_id": experiment}, auth=reader
+    )
+    assert run.status_code == 403, run.text
     assert (stack.state_dir / "mlflow" / "credentials.env").stat().st_mode & 0o777 == 0o600
     said = stack.logs() + (stack.state_dir / "state.json").read_text()
     assert not any(secret in said for secret in credentials.values())
