@@ -62,7 +62,8 @@ def iris_sampler(seed: int) -> Any:
     sd = data.data.std(axis=0)
     rng = np.random.default_rng(seed)
 
-    def draw(rows: int, shift: str = "") -> pd.DataFrame:
+    def draw(rows: int, shift: str = "", labelled: bool = False) -> Any:
+        """A window (and its labels, the species drawn, when ``labelled``)."""
         species = rng.integers(0, 3, rows)
         if shift == "selection":  # covariate shift by selection: versicolor and virginica only
             species = rng.integers(1, 3, rows)
@@ -78,8 +79,7 @@ def iris_sampler(seed: int) -> Any:
         labels = np.asarray(data.target_names)[species]
         if shift == "concept":  # the same flowers, a third of the versicolor now called virginica
             labels = np.where((labels == "versicolor") & (rng.random(rows) < 1 / 3), "virginica", labels)
-        frame.attrs["labels"] = labels
-        return frame
+        return (frame, labels) if labelled else frame
 
     return draw, dict.fromkeys(IRIS, "numeric"), "petal_width"
 
@@ -141,7 +141,7 @@ def housing_test_sampler(split: Any, seed: int) -> Any:
     X, y = split.X_test.reset_index(drop=True), split.y_test.to_numpy(dtype=float)
     size_rank = X["gr_liv_area"].rank(pct=True).to_numpy()
 
-    def draw(rows: int, shift: str = "") -> pd.DataFrame:
+    def draw(rows: int, shift: str = "", labelled: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
         weights = size_rank**3 if shift == "selection" else np.ones(len(X))  # big houses favoured
         pick = rng.choice(len(X), rows, replace=True, p=weights / weights.sum())
         window = X.iloc[pick].reset_index(drop=True)
@@ -152,8 +152,7 @@ def housing_test_sampler(split: Any, seed: int) -> Any:
             window["gr_liv_area"] = rng.permutation(window["gr_liv_area"].to_numpy())
         if shift == "concept":  # the same houses, sold 15 % dearer
             labels = labels * 1.15
-        window.attrs["labels"] = labels
-        return window
+        return window, labels
 
     return draw
 
@@ -175,7 +174,7 @@ def run_performance(
         first_degraded = None
         count = windows if scenario == "no shift" else shifted
         for window in range(count):
-            current = draw(rows, shift=scenario)
+            current, labels = draw(rows, shift=scenario, labelled=True)
             predicted = model.predict(current)
             found = estimate_window(
                 estimator,
@@ -186,7 +185,7 @@ def run_performance(
                 probabilities=model.predict_proba(current) if classifier else None,
             )
             assert found is not None
-            actual = realised(predicted, current.attrs["labels"], classifier)[metric]
+            actual = realised(predicted, labels, classifier)[metric]
             estimated_values.append(found.estimated[metric])
             realised_values.append(actual)
             errors.append(found.estimated[metric] - actual)
