@@ -103,6 +103,10 @@ def test_train_register_and_load_through_a_server_on_postgresql(
         from mlflow import MlflowClient
 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        # and MLflow's process-wide URIs, which an earlier test in this process may have set (they win
+        # over the variable)
+        mlflow.set_tracking_uri(url)
+        mlflow.set_registry_uri(url)
         client = MlflowClient(tracking_uri=url, registry_uri=url)
         versions = client.search_model_versions("name = 'iris'")
         assert [v.version for v in versions] == ["1"]
