@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -48,14 +49,24 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path
         "--port", str(port),
         "--workers", "1",
     ]  # fmt: skip
-    log = (root / "server.log").open("w")
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    with running_server(command, env, root / "server.log", url) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_server(
+    command: list[str], env: dict[str, str], log_path: Path, url: str, timeout: float = 90
+) -> Iterator[str]:
+    """``command`` (an `mlflow server`) in its own process group, logging to ``log_path``; yields ``url``
+    once its /health answers 200, and stops the group afterwards (SIGTERM, then SIGKILL)."""
+    log = log_path.open("w")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(f"mlflow server exited: {log_path.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                     if response.status == 200:
@@ -64,7 +75,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"mlflow server not up after 90 s: {(root / 'server.log').read_text()[-2000:]}"
+                    f"mlflow server not up after {timeout:.0f} s: {log_path.read_text()[-2000:]}"
                 )
             time.sleep(0.5)
         yield url

@@ -8,12 +8,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +22,7 @@ from shipyard.orchestration.mlflow_users import auth_config
 from shipyard.pipeline import run_training
 from shipyard.registry import ModelRegistry
 from tests.conftest import ConfigFactory
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -56,32 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> It
         "--artifacts-destination", (root / "artifacts").as_uri(),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, env=server_env(root, admin), start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"basic-auth server not up: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url, admin
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    with running_server(command, server_env(root, admin), root / "server.log", url, timeout=120) as started:
+        yield started, admin
 
 
 def users_job(url: str, **passwords: str) -> subprocess.CompletedProcess[str]:
